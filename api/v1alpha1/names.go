@@ -1,0 +1,27 @@
+package v1alpha1
+
+// Names shared by the controller, the speaker and users' manifests.
+const (
+	// LoadBalancerClass is the spec.loadBalancerClass herald always handles.
+	// Services with no class are handled too unless the controller is told not to.
+	LoadBalancerClass = "herald.io/lb"
+
+	// AnnotationPool names the IPPool a Service wants its addresses from.
+	AnnotationPool = "herald.io/pool"
+	// AnnotationIPs requests specific addresses, comma-separated, at most one per
+	// family ("192.168.10.7" or "192.168.10.7,fd00:10::7").
+	AnnotationIPs = "herald.io/ips"
+	// AnnotationSharingKey lets Services with the same key share an address when
+	// their ports do not clash and their externalTrafficPolicy is the same.
+	AnnotationSharingKey = "herald.io/sharing-key"
+
+	// ConditionIPAllocated is the Service status condition the controller writes:
+	// True with the addresses, or False with the reason none could be given.
+	ConditionIPAllocated = "herald.io/IPAllocated"
+
+	// IPPoolConditionReady is True when a pool's addresses were understood.
+	IPPoolConditionReady = "Ready"
+	// IPPoolConditionOverlapping is True when some of a pool's addresses are also
+	// in another pool.
+	IPPoolConditionOverlapping = "Overlapping"
+)

@@ -1,0 +1,407 @@
+// Package ipam is the controller's glue between the cluster and the allocator: it
+// turns IPPools and LoadBalancer Services into allocator calls, writes addresses to
+// Service status (the ledger), and keeps IPPool status current.
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/controller/allocator"
+)
+
+// Least privilege: read Services and Namespaces, write only Service status, read
+// IPPools and write their status, record Events.
+//
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=herald.io,resources=ippools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=herald.io,resources=ippools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=herald-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// FieldManager is the server-side apply field manager of the controller's writes.
+const FieldManager = "herald-controller"
+
+// Options configure the controller.
+type Options struct {
+	// Classless says whether Services with no spec.loadBalancerClass are handled.
+	Classless bool
+	// Orphans is the policy for addresses a pool edit leaves outside every pool.
+	Orphans allocator.OrphanPolicy
+	// Workers is how many Services are reconciled at once (default 4). Allocation
+	// itself is serialised; workers overlap the API writes.
+	Workers int
+	// PoolStatusDelay coalesces IPPool status writes during bursts (default 200ms).
+	PoolStatusDelay time.Duration
+}
+
+// Controller assigns addresses to Services and reports on pools.
+type Controller struct {
+	client    client.Client
+	informers ctrlcache.Informers
+	cs        kubernetes.Interface
+	recorder  record.EventRecorder
+	opts      Options
+	log       logr.Logger
+
+	// wake carries pending Services back to the work queue when addresses free up.
+	wake chan event.GenericEvent
+	// poolsDirty (capacity 1) tells the pool status writer to run.
+	poolsDirty chan struct{}
+	// leading is set once this replica holds the lease and starts rebuilding.
+	leading atomic.Bool
+
+	// mu guards the following fields; it is held for allocation, never across an
+	// API call that writes.
+	mu    sync.Mutex
+	alloc *allocator.Allocator
+	// poolVersions is the resourceVersion of each IPPool the allocator knows.
+	poolVersions map[string]string
+	// poolErrors holds, per IPPool, why its spec could not be used.
+	poolErrors map[string]error
+	// rebuilt is set once the allocator holds every address in Service status.
+	rebuilt bool
+	// pending are the Services handled but refused an address.
+	pending map[types.NamespacedName]struct{}
+	// writes counts status writes, for tests that check only the leader writes.
+	writes atomic.Int64
+}
+
+// New returns a Controller. Register it with SetupWithManager.
+func New(mgr manager.Manager, cs kubernetes.Interface, opts Options) *Controller {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.PoolStatusDelay <= 0 {
+		opts.PoolStatusDelay = 200 * time.Millisecond
+	}
+	return &Controller{
+		client:       mgr.GetClient(),
+		informers:    mgr.GetCache(),
+		cs:           cs,
+		recorder:     mgr.GetEventRecorderFor(FieldManager),
+		opts:         opts,
+		log:          mgr.GetLogger().WithName("ipam"),
+		wake:         make(chan event.GenericEvent, 1024),
+		poolsDirty:   make(chan struct{}, 1),
+		alloc:        allocator.New(opts.Orphans),
+		poolVersions: map[string]string{},
+		poolErrors:   map[string]error{},
+		pending:      map[types.NamespacedName]struct{}{},
+	}
+}
+
+// SetupWithManager registers the Service controller, the ledger rebuild and the
+// IPPool status writer, all of which run only on the elected leader.
+func (c *Controller) SetupWithManager(mgr manager.Manager) error {
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}).
+		Watches(&heraldv1.IPPool{}, handler.EnqueueRequestsFromMapFunc(c.allServices)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesIn)).
+		WatchesRawSource(source.Channel(c.wake, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.Workers}).
+		Complete(c)
+	if err != nil {
+		return fmt.Errorf("building the Service controller: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(c.rebuild)); err != nil {
+		return fmt.Errorf("adding the ledger rebuild: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(c.runPoolStatus)); err != nil {
+		return fmt.Errorf("adding the IPPool status writer: %w", err)
+	}
+	return nil
+}
+
+// ReadyCheck fails while the leader has not yet rebuilt its ledger from Service
+// status; a replica that is not leading is ready (it stands by).
+func (c *Controller) ReadyCheck(*http.Request) error {
+	if !c.leading.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.rebuilt {
+		return fmt.Errorf("ledger not yet rebuilt from Service status")
+	}
+	return nil
+}
+
+// StatusWrites returns how many Service status writes this replica made.
+func (c *Controller) StatusWrites() int64 { return c.writes.Load() }
+
+// rebuild runs once this replica leads: it loads every address already in Service
+// status into the allocator before any Service is given a new one.
+func (c *Controller) rebuild(ctx context.Context) error {
+	c.leading.Store(true)
+	if err := c.ensureRebuilt(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) ensureRebuilt(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rebuilt {
+		return nil
+	}
+	start := time.Now()
+	if err := c.syncPoolsLocked(ctx); err != nil {
+		return err
+	}
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing Services to rebuild the ledger: %w", err)
+	}
+	// Oldest first: when two Services claim one address, the older keeps it.
+	slices.SortFunc(list.Items, func(a, b corev1.Service) int {
+		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmpKey(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	restored := 0
+	for i := range list.Items {
+		svc := &list.Items[i]
+		ips := statusIPs(svc)
+		if len(ips) == 0 || !handles(svc, c.opts.Classless) {
+			continue
+		}
+		req, _ := requestFor(svc, nil)
+		if err := c.alloc.Restore(req, ips); err != nil {
+			c.log.Info("Service status holds an address another Service holds; it will be given a new one", "service", req.Key, "reason", allocator.ReasonOf(err).String(), "detail", err.Error())
+			continue
+		}
+		restored++
+	}
+	c.rebuilt = true
+	c.log.Info("Ledger rebuilt from Service status", "services", restored, "duration", time.Since(start).String())
+	c.markPoolsDirty()
+	return nil
+}
+
+// syncPoolsLocked brings the allocator's pools in line with the IPPools in the cache.
+func (c *Controller) syncPoolsLocked(ctx context.Context) error {
+	var pools heraldv1.IPPoolList
+	if err := c.client.List(ctx, &pools, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing IPPools: %w", err)
+	}
+	seen := make(map[string]bool, len(pools.Items))
+	changed := false
+	for i := range pools.Items {
+		p := &pools.Items[i]
+		seen[p.Name] = true
+		if c.poolVersions[p.Name] == p.ResourceVersion {
+			continue
+		}
+		changed = true
+		c.poolVersions[p.Name] = p.ResourceVersion
+		ap, err := poolFromCR(p)
+		if err != nil {
+			c.poolErrors[p.Name] = err
+			c.alloc.DeletePool(p.Name)
+			continue
+		}
+		delete(c.poolErrors, p.Name)
+		c.alloc.SetPool(ap)
+	}
+	for name := range c.poolVersions {
+		if !seen[name] {
+			changed = true
+			delete(c.poolVersions, name)
+			delete(c.poolErrors, name)
+			c.alloc.DeletePool(name)
+			deletePoolMetrics(name)
+		}
+	}
+	if changed {
+		c.markPoolsDirty()
+	}
+	return nil
+}
+
+func (c *Controller) markPoolsDirty() {
+	select {
+	case c.poolsDirty <- struct{}{}:
+	default:
+	}
+}
+
+// Reconcile gives one Service its addresses, or says why it has none.
+func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := c.ensureRebuilt(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	var svc corev1.Service
+	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.forget(ctx, req.NamespacedName)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading Service %s: %w", req.NamespacedName, err)
+	}
+	if !handles(&svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
+		return reconcile.Result{}, c.letGo(ctx, &svc)
+	}
+	var nsLabels map[string]string
+	var ns corev1.Namespace
+	if err := c.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, &ns); err == nil {
+		nsLabels = ns.Labels
+	}
+	request, reqErr := requestFor(&svc, nsLabels)
+
+	c.mu.Lock()
+	if err := c.syncPoolsLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return reconcile.Result{}, err
+	}
+	before, held := c.alloc.Get(request.Key)
+	if !held && reqErr == nil {
+		// The status is the ledger: a Service that already shows addresses keeps
+		// them if nobody else holds them (a lease handover, say).
+		if ips := statusIPs(&svc); len(ips) > 0 && c.alloc.Restore(request, ips) == nil {
+			before, _ = c.alloc.Get(request.Key)
+		}
+	}
+	asg, err := before, reqErr
+	if reqErr == nil {
+		asg, err = c.alloc.Assign(request)
+	}
+	if err != nil || len(asg.IPs) == 0 {
+		c.pending[req.NamespacedName] = struct{}{}
+	} else {
+		delete(c.pending, req.NamespacedName)
+	}
+	servicesPending.Set(float64(len(c.pending)))
+	changed := !slices.Equal(before.IPs, asg.IPs)
+	freed := changed && len(before.IPs) > 0
+	c.mu.Unlock()
+
+	if changed {
+		c.markPoolsDirty()
+	}
+	if freed {
+		c.wakePending(ctx, req.NamespacedName)
+	}
+	return reconcile.Result{}, c.writeStatus(ctx, &svc, request, asg, err)
+}
+
+// forget releases a deleted Service's addresses and retries Services waiting for one.
+func (c *Controller) forget(ctx context.Context, nn types.NamespacedName) {
+	c.mu.Lock()
+	released := c.alloc.Release(nn.String())
+	delete(c.pending, nn)
+	servicesPending.Set(float64(len(c.pending)))
+	c.mu.Unlock()
+	if released {
+		c.markPoolsDirty()
+		c.wakePending(ctx, nn)
+	}
+}
+
+// letGo handles a Service herald no longer serves (type or class changed, or being
+// deleted): its addresses are released and herald's status fields removed.
+func (c *Controller) letGo(ctx context.Context, svc *corev1.Service) error {
+	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	c.forget(ctx, nn)
+	if findCondition(svc) == nil {
+		return nil
+	}
+	if err := c.applyStatus(ctx, svc, nil, nil); err != nil {
+		return err
+	}
+	if len(statusIPs(svc)) > 0 {
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", joinIPs(statusIPs(svc)))
+	}
+	return nil
+}
+
+// wakePending re-queues every pending Service but the one given.
+func (c *Controller) wakePending(ctx context.Context, except types.NamespacedName) {
+	c.mu.Lock()
+	keys := make([]types.NamespacedName, 0, len(c.pending))
+	for k := range c.pending {
+		if k != except {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		obj := &corev1.Service{}
+		obj.Namespace, obj.Name = k.Namespace, k.Name
+		select {
+		case c.wake <- event.GenericEvent{Object: obj}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// allServices maps an IPPool change to every Service herald handles: any of them
+// may gain an address, lose one to the orphan policy, or change pools.
+func (c *Controller) allServices(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		c.log.Error(err, "Listing Services after an IPPool change")
+		return nil
+	}
+	return c.handled(list.Items)
+}
+
+// servicesIn maps a Namespace change (its labels may feed a namespaceSelector) to
+// the Services in it.
+func (c *Controller) servicesIn(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list, client.InNamespace(ns.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		c.log.Error(err, "Listing Services after a Namespace change", "namespace", ns.GetName())
+		return nil
+	}
+	return c.handled(list.Items)
+}
+
+func (c *Controller) handled(svcs []corev1.Service) []reconcile.Request {
+	var out []reconcile.Request
+	for i := range svcs {
+		if handles(&svcs[i], c.opts.Classless) || findCondition(&svcs[i]) != nil {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: svcs[i].Namespace, Name: svcs[i].Name}})
+		}
+	}
+	return out
+}
+
+func cmpKey(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,40 @@
+package ipam
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/heraldlb/herald/controller/allocator"
+)
+
+var (
+	poolCapacity = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_ippool_addresses",
+		Help: "Addresses an IPPool can hand out, per family (a float: IPv6 pools exceed 2^53).",
+	}, []string{"pool", "family"})
+	poolUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_ippool_addresses_used",
+		Help: "Addresses of an IPPool assigned to Services, per family.",
+	}, []string{"pool", "family"})
+	allocations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_allocations_total",
+		Help: "Services given new addresses.",
+	})
+	allocationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_allocation_failures_total",
+		Help: "Services refused addresses, by reason (counted when the reason first appears on a Service).",
+	}, []string{"reason"})
+	servicesPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_services_pending",
+		Help: "LoadBalancer Services herald handles that have no address.",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending)
+	// Every reason exists as a series from the start, so rate() and alerts work
+	// before the first failure.
+	for _, r := range allocator.Reasons() {
+		allocationFailures.WithLabelValues(r.String())
+	}
+}

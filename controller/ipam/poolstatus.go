@@ -1,0 +1,156 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/controller/allocator"
+)
+
+// runPoolStatus keeps every IPPool's status current. It runs when pools or
+// assignments change, after PoolStatusDelay, so a burst of allocations costs one
+// write per pool rather than one per Service.
+func (c *Controller) runPoolStatus(ctx context.Context) error {
+	inf, err := c.informers.GetInformer(ctx, &heraldv1.IPPool{})
+	if err != nil {
+		return fmt.Errorf("watching IPPools for status: %w", err)
+	}
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.markPoolsDirty() },
+		UpdateFunc: func(any, any) { c.markPoolsDirty() },
+		DeleteFunc: func(any) { c.markPoolsDirty() },
+	})
+	if err != nil {
+		return fmt.Errorf("watching IPPools for status: %w", err)
+	}
+	defer func() { _ = inf.RemoveEventHandler(reg) }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.poolsDirty:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.opts.PoolStatusDelay):
+		}
+		if err := c.ensureRebuilt(ctx); err != nil {
+			c.log.Error(err, "Rebuilding the ledger before writing IPPool status")
+			c.markPoolsDirty()
+			continue
+		}
+		if err := c.writePoolStatuses(ctx); err != nil {
+			c.log.Error(err, "Writing IPPool status")
+			c.markPoolsDirty()
+		}
+	}
+}
+
+func (c *Controller) writePoolStatuses(ctx context.Context) error {
+	var list heraldv1.IPPoolList
+	if err := c.client.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing IPPools: %w", err)
+	}
+	type update struct {
+		pool    *heraldv1.IPPool
+		overlap []string
+	}
+	var updates []update
+	c.mu.Lock()
+	if err := c.syncPoolsLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	for i := range list.Items {
+		p := &list.Items[i]
+		st := p.Status.DeepCopy()
+		overlap := c.poolStatusLocked(p, st)
+		if !equality.Semantic.DeepEqual(st, &p.Status) {
+			p.Status = *st
+			updates = append(updates, update{p, overlap})
+		}
+	}
+	c.mu.Unlock()
+
+	var errs []string
+	for _, u := range updates {
+		wasOverlapping := meta.IsStatusConditionTrue(u.pool.Status.Conditions, heraldv1.IPPoolConditionOverlapping)
+		if err := c.client.Status().Update(ctx, u.pool); err != nil {
+			errs = append(errs, fmt.Sprintf("IPPool %s: %v", u.pool.Name, err))
+			continue
+		}
+		if len(u.overlap) > 0 && !wasOverlapping {
+			c.recorder.Eventf(u.pool, corev1.EventTypeWarning, "Overlapping", "Addresses of this pool are also in IPPool %s; an address is still given to one Service at a time", strings.Join(u.overlap, ", "))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// poolStatusLocked fills st from the allocator and returns the pools p overlaps.
+func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolStatus) []string {
+	st.ObservedGeneration = p.Generation
+	if perr := c.poolErrors[p.Name]; perr != nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionReady, Status: metav1.ConditionFalse,
+			Reason: "InvalidSpec", Message: perr.Error(), ObservedGeneration: p.Generation})
+		meta.RemoveStatusCondition(&st.Conditions, heraldv1.IPPoolConditionOverlapping)
+		st.IPv4, st.IPv6, st.Used, st.Free = nil, nil, "", ""
+		return nil
+	}
+	stats, _ := c.alloc.PoolStats(p.Name)
+	used, free := new(big.Int), new(big.Int)
+	st.IPv4, st.IPv6 = nil, nil
+	var parts []string
+	for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
+		s, ok := stats[f]
+		labels := []string{p.Name, f.String()}
+		if !ok {
+			poolCapacity.DeleteLabelValues(labels...)
+			poolUsed.DeleteLabelValues(labels...)
+			continue
+		}
+		fs := &heraldv1.IPPoolFamilyStatus{Capacity: s.Capacity.String(), Used: fmt.Sprint(s.Used), Free: s.Free().String()}
+		if f == allocator.IPv4 {
+			st.IPv4 = fs
+		} else {
+			st.IPv6 = fs
+		}
+		used.Add(used, new(big.Int).SetUint64(s.Used))
+		free.Add(free, s.Free())
+		parts = append(parts, fmt.Sprintf("%s %s", s.Capacity, f))
+		capf, _ := new(big.Float).SetInt(s.Capacity).Float64()
+		poolCapacity.WithLabelValues(labels...).Set(capf)
+		poolUsed.WithLabelValues(labels...).Set(float64(s.Used))
+	}
+	st.Used, st.Free = used.String(), free.String()
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionReady, Status: metav1.ConditionTrue,
+		Reason: "Valid", Message: "pool holds " + strings.Join(parts, " and ") + " addresses", ObservedGeneration: p.Generation})
+	overlap := c.alloc.Overlaps(p.Name)
+	if len(overlap) > 0 {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionOverlapping, Status: metav1.ConditionTrue,
+			Reason: "OverlapsPool", Message: "addresses are also in IPPool " + strings.Join(overlap, ", ") + "; an address is still given to one Service at a time", ObservedGeneration: p.Generation})
+	} else {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionOverlapping, Status: metav1.ConditionFalse,
+			Reason: "NoOverlap", Message: "no other IPPool holds these addresses", ObservedGeneration: p.Generation})
+	}
+	return overlap
+}
+
+// deletePoolMetrics drops the series of a pool that no longer exists.
+func deletePoolMetrics(name string) {
+	poolCapacity.DeletePartialMatch(map[string]string{"pool": name})
+	poolUsed.DeletePartialMatch(map[string]string{"pool": name})
+}

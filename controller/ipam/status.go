@@ -1,0 +1,135 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/controller/allocator"
+)
+
+// Condition reasons written besides the allocator's refusal reasons.
+const (
+	// ReasonAllocated: the Service has its addresses from a pool.
+	ReasonAllocated = "Allocated"
+	// ReasonOutsidePools: the Service keeps an address no pool holds any more
+	// (orphan policy Retain).
+	ReasonOutsidePools = "OutsidePools"
+)
+
+// desiredCondition is the herald.io/IPAllocated condition for an outcome.
+func desiredCondition(svc *corev1.Service, req allocator.Request, asg allocator.Assignment, err error) metav1.Condition {
+	cond := metav1.Condition{Type: heraldv1.ConditionIPAllocated, ObservedGeneration: svc.Generation}
+	switch {
+	case err != nil:
+		cond.Status = metav1.ConditionFalse
+		cond.Reason = allocator.ReasonOf(err).String()
+		cond.Message = err.Error()
+		if len(asg.IPs) > 0 {
+			cond.Message += fmt.Sprintf("; the Service keeps %s meanwhile", joinIPs(asg.IPs))
+		}
+	case asg.Pool == "":
+		cond.Status = metav1.ConditionTrue
+		cond.Reason = ReasonOutsidePools
+		cond.Message = fmt.Sprintf("%s is no longer in any IPPool; the Service keeps it until it is deleted or stops being a LoadBalancer (orphan policy Retain)", joinIPs(asg.IPs))
+	default:
+		cond.Status = metav1.ConditionTrue
+		cond.Reason = ReasonAllocated
+		cond.Message = fmt.Sprintf("assigned %s from IPPool %s", joinIPs(asg.IPs), asg.Pool)
+		if req.Policy == allocator.PreferDualStack && len(asg.IPs) < len(req.Families) {
+			cond.Message += "; no pool this Service may use has a free address of its other family"
+		}
+	}
+	return cond
+}
+
+// writeStatus writes a Service's addresses and condition when they differ from what
+// it shows, and records Events for what changed.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, req allocator.Request, asg allocator.Assignment, allocErr error) error {
+	cond := desiredCondition(svc, req, asg, allocErr)
+	old := findCondition(svc)
+	shown := statusIPs(svc)
+	sameIPs := slices.Equal(shown, asg.IPs) && allVIP(svc)
+	sameCond := old != nil && old.Status == cond.Status && old.Reason == cond.Reason &&
+		old.Message == cond.Message && old.ObservedGeneration == cond.ObservedGeneration
+	if sameIPs && sameCond {
+		return nil
+	}
+	cond.LastTransitionTime = metav1.Now()
+	if old != nil && old.Status == cond.Status {
+		cond.LastTransitionTime = old.LastTransitionTime
+	}
+	if err := c.applyStatus(ctx, svc, asg.IPs, &cond); err != nil {
+		return err
+	}
+	switch {
+	case allocErr != nil:
+		if !sameCond {
+			allocationFailures.WithLabelValues(cond.Reason).Inc()
+			c.recorder.Event(svc, corev1.EventTypeWarning, "AllocationFailed", cond.Message)
+		}
+	case !sameIPs:
+		allocations.Inc()
+		if cond.Reason == ReasonOutsidePools {
+			c.recorder.Event(svc, corev1.EventTypeWarning, "IPOutsidePools", cond.Message)
+		} else {
+			c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPAllocated", "Assigned %s from IPPool %s", joinIPs(asg.IPs), asg.Pool)
+		}
+	case !sameCond && cond.Reason == ReasonOutsidePools:
+		c.recorder.Event(svc, corev1.EventTypeWarning, "IPOutsidePools", cond.Message)
+	}
+	return nil
+}
+
+// applyStatus sets, by server-side apply, the fields herald owns in a Service's
+// status: the ingress addresses and the herald.io/IPAllocated condition. With no
+// condition it removes both, leaving other writers' fields alone.
+func (c *Controller) applyStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr, cond *metav1.Condition) error {
+	st := corev1ac.ServiceStatus()
+	if cond != nil {
+		lb := corev1ac.LoadBalancerStatus()
+		for _, ip := range ips {
+			lb.WithIngress(corev1ac.LoadBalancerIngress().WithIP(ip.String()).WithIPMode(corev1.LoadBalancerIPModeVIP))
+		}
+		st.WithLoadBalancer(lb).WithConditions(metav1ac.Condition().
+			WithType(cond.Type).WithStatus(cond.Status).WithReason(cond.Reason).WithMessage(cond.Message).
+			WithObservedGeneration(cond.ObservedGeneration).WithLastTransitionTime(cond.LastTransitionTime))
+	}
+	ac := corev1ac.Service(svc.Name, svc.Namespace).WithStatus(st)
+	_, err := c.cs.CoreV1().Services(svc.Namespace).ApplyStatus(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if err != nil {
+		return fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	c.writes.Add(1)
+	return nil
+}
+
+func findCondition(svc *corev1.Service) *metav1.Condition {
+	return meta.FindStatusCondition(svc.Status.Conditions, heraldv1.ConditionIPAllocated)
+}
+
+func allVIP(svc *corev1.Service) bool {
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IPMode == nil || *ing.IPMode != corev1.LoadBalancerIPModeVIP {
+			return false
+		}
+	}
+	return true
+}
+
+func joinIPs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ", ")
+}
