@@ -6,11 +6,11 @@ import (
 
 // IPPoolSpec says which addresses a pool hands out and to whom.
 //
-// The rule on each address is written with the Kubernetes CEL IP and CIDR libraries
-// (Kubernetes 1.31 and later). A range is checked for order by finding the first bit
-// at which its two ends differ: CEL has no ordering on addresses, but it can mask a
-// CIDR, and "a and b agree on the first n bits, a has 0 and b has 1 at bit n" is
-// exactly a < b.
+// The rules on each address use the Kubernetes CEL IP and CIDR libraries
+// (Kubernetes 1.30 and later). CEL has no ordering on addresses, so a reversed IPv4
+// range is caught by comparing the ends as integers; a reversed IPv6 range is caught
+// by the controller, which marks the pool Ready=False with the same message (every
+// CEL form of a 128-bit comparison we tried exceeds the API server's cost budget).
 type IPPoolSpec struct {
 	// addresses lists what the pool hands out. Each entry is a CIDR
 	// ("192.168.10.0/24", "fd00:10::/64"), an inclusive range of one family
@@ -25,7 +25,7 @@ type IPPoolSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="self.contains('-') || isIP(self) || isCIDR(self)",message="must be an IP address (192.168.1.7), a CIDR (192.168.1.0/24) or a range (192.168.1.10-192.168.1.20)"
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('-') || (self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()))",message="a range must be two IP addresses joined by '-', e.g. 192.168.1.10-192.168.1.20"
 	// +kubebuilder:validation:items:XValidation:rule="!(self.contains('-') && self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim())) || ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family()",message="a range must not mix IPv4 and IPv6: both ends must be of one family"
-	// +kubebuilder:validation:items:XValidation:rule="!(self.contains('-') && self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family()) || ip(self.split('-')[0].trim()) == ip(self.split('-')[1].trim()) || (ip(self.split('-')[0].trim()).family() == 4 ? [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31] : [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119,120,121,122,123,124,125,126,127]).exists(n, cidr(self.split('-')[0].trim() + '/' + string(n)).masked() == cidr(self.split('-')[1].trim() + '/' + string(n)).masked() && cidr(self.split('-')[0].trim() + '/' + string(n + 1)).masked().ip() == cidr(self.split('-')[0].trim() + '/' + string(n)).masked().ip() && cidr(self.split('-')[1].trim() + '/' + string(n + 1)).masked().ip() != cidr(self.split('-')[1].trim() + '/' + string(n)).masked().ip())",message="a range must run from the lower address to the higher one (write 10.0.0.1-10.0.0.9, not 10.0.0.9-10.0.0.1)"
+	// +kubebuilder:validation:items:XValidation:rule="!(self.contains('-') && self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == 4 && ip(self.split('-')[1].trim()).family() == 4) || (int(self.split('-')[0].trim().split('.')[0]) * 16777216 + int(self.split('-')[0].trim().split('.')[1]) * 65536 + int(self.split('-')[0].trim().split('.')[2]) * 256 + int(self.split('-')[0].trim().split('.')[3])) <= (int(self.split('-')[1].trim().split('.')[0]) * 16777216 + int(self.split('-')[1].trim().split('.')[1]) * 65536 + int(self.split('-')[1].trim().split('.')[2]) * 256 + int(self.split('-')[1].trim().split('.')[3]))",message="a range must run from the lower address to the higher one (write 10.0.0.1-10.0.0.9, not 10.0.0.9-10.0.0.1)"
 	Addresses []string `json:"addresses"`
 
 	// autoAssign says whether Services that name no pool and request no address may

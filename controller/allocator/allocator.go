@@ -510,6 +510,18 @@ func exhausted(cands []*pool, want []Family, policy FamilyPolicy) *Error {
 	for _, f := range want {
 		fams = append(fams, f.String())
 	}
+	// Both addresses of a dual-stack Service come from one pool, so when no pool
+	// has both families, free addresses in each would not help.
+	if policy == RequireDualStack && len(want) > 1 && !slices.ContainsFunc(cands, func(p *pool) bool {
+		for _, f := range want {
+			if p.free[f] == nil {
+				return false
+			}
+		}
+		return true
+	}) {
+		return &Error{ReasonFamilyUnavailable, fmt.Sprintf("none of IPPools %s, which this Service may use, has both %s addresses; a dual-stack Service gets both from one pool", strings.Join(names, ", "), strings.Join(fams, " and "))}
+	}
 	return &Error{ReasonPoolExhausted, fmt.Sprintf("no free %s address in IPPools %s", strings.Join(fams, "+"), strings.Join(names, ", "))}
 }
 
@@ -528,7 +540,8 @@ func (a *Allocator) Restore(req Request, ips []netip.Addr) error {
 		}
 	}
 	if len(ips) > 0 {
-		a.commit(req, ips)
+		// A copy: commit sorts and keeps the slice, and the caller may reuse its own.
+		a.commit(req, slices.Clone(ips))
 	}
 	return nil
 }

@@ -9,11 +9,12 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -42,6 +43,8 @@ type Config struct {
 	// client-go's 5 and 10.
 	QPS   float32
 	Burst int
+	// SkipNameValidation lets several controllers run in one process, as tests do.
+	SkipNameValidation bool
 	// IPAM configures the Service controller.
 	IPAM ipam.Options
 	// Logger is the structured logger.
@@ -84,6 +87,7 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 		LeaderElectionID:              cfg.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
 		LeaderElectionResourceLock:    "leases",
+		Controller:                    config.Controller{SkipNameValidation: &cfg.SkipNameValidation},
 		Cache: cache.Options{
 			// managedFields are most of a cached Service's bytes and the
 			// controller never reads them.

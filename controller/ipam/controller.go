@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -313,9 +314,11 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{}, c.writeStatus(ctx, &svc, request, asg, err)
 }
 
-// forget releases a deleted Service's addresses and retries Services waiting for one.
-func (c *Controller) forget(ctx context.Context, nn types.NamespacedName) {
+// forget releases a deleted Service's addresses, retries Services waiting for one,
+// and returns what it released.
+func (c *Controller) forget(ctx context.Context, nn types.NamespacedName) []netip.Addr {
 	c.mu.Lock()
+	held, _ := c.alloc.Get(nn.String())
 	released := c.alloc.Release(nn.String())
 	delete(c.pending, nn)
 	servicesPending.Set(float64(len(c.pending)))
@@ -324,23 +327,21 @@ func (c *Controller) forget(ctx context.Context, nn types.NamespacedName) {
 		c.markPoolsDirty()
 		c.wakePending(ctx, nn)
 	}
+	return held.IPs
 }
 
 // letGo handles a Service herald no longer serves (type or class changed, or being
 // deleted): its addresses are released and herald's status fields removed.
 func (c *Controller) letGo(ctx context.Context, svc *corev1.Service) error {
 	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-	c.forget(ctx, nn)
+	released := c.forget(ctx, nn)
+	if len(released) > 0 {
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", joinIPs(released))
+	}
 	if findCondition(svc) == nil {
 		return nil
 	}
-	if err := c.applyStatus(ctx, svc, nil, nil); err != nil {
-		return err
-	}
-	if len(statusIPs(svc)) > 0 {
-		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", joinIPs(statusIPs(svc)))
-	}
-	return nil
+	return c.applyStatus(ctx, svc, nil, nil)
 }
 
 // wakePending re-queues every pending Service but the one given.
