@@ -205,7 +205,7 @@ func (a *Allocator) Assign(req Request) (Assignment, error) {
 	// when a pool of higher priority gains room.
 	if cur != nil {
 		for i, p := range cands {
-			if containsAll(p, cur.ips) {
+			if a.allUsableIn(p, cur.ips, req) {
 				cands = append([]*pool{p}, append(cands[:i:i], cands[i+1:]...)...)
 				break
 			}
@@ -213,9 +213,16 @@ func (a *Allocator) Assign(req Request) (Assignment, error) {
 	}
 	var best []netip.Addr
 	var firstErr *Error
-	for _, p := range cands {
+	for i, p := range cands {
 		ips, perr := a.pickIn(p, req, want, requested, cur)
 		if perr == nil && len(ips) == len(want) {
+			best = ips
+			break
+		}
+		// A PreferDualStack Service that still has everything it held, from the
+		// pool that holds it, stays: completing the pair from another pool would
+		// change the address its clients use.
+		if i == 0 && perr == nil && cur != nil && req.Policy == PreferDualStack && a.allUsableIn(p, cur.ips, req) && len(ips) >= len(cur.ips) {
 			best = ips
 			break
 		}
@@ -437,6 +444,16 @@ func (a *Allocator) usableIn(p *pool, ip netip.Addr, req Request) bool {
 		return false
 	}
 	return a.shareable(ip, req) == nil
+}
+
+// allUsableIn reports whether a Service may hold all of ips as addresses of pool p.
+func (a *Allocator) allUsableIn(p *pool, ips []netip.Addr, req Request) bool {
+	for _, ip := range ips {
+		if !a.usableIn(p, ip, req) {
+			return false
+		}
+	}
+	return len(ips) > 0
 }
 
 // partner returns the lowest address of family f in pool p that Services with the

@@ -710,18 +710,11 @@ func (w *world) checkLowestFree(req Request, prev, got []netip.Addr) {
 
 // checkSticky checks that a Service asking again for what it asked before keeps its
 // addresses while one pool it may use still holds them all and it may still hold
-// them (it may gain a family under PreferDualStack).
+// them. PreferDualStack may gain a family, but only around what it had: trading its
+// address for a pair from another pool would cut its clients.
 func (w *world) checkSticky(req Request, prev, got []netip.Addr) {
 	w.t.Helper()
 	if prev == nil || !w.fits[req.Key] || !sameRequest(req, w.reqs[req.Key]) {
-		return
-	}
-	if req.Policy == PreferDualStack && len(got) > len(prev) {
-		// PreferDualStack completing its pair may trade the address it had for a
-		// pair from another pool (both addresses come from one pool).
-		if !slices.Contains(got, prev[0]) {
-			w.outcomes["prefer-upgrade-moved"]++
-		}
 		return
 	}
 	for _, ip := range prev {
