@@ -369,3 +369,8 @@ func updatePool(t testing.TB, name string, change func(*heraldv1.IPPool)) {
 		t.Fatalf("updating IPPool %s: %v", name, err)
 	}
 }
+
+// quiet is a logger for benchmarks: warnings and errors only.
+func quiet() logr.Logger {
+	return logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}

@@ -153,6 +153,9 @@ func (c *Controller) ReadyCheck(*http.Request) error {
 	return nil
 }
 
+// Leading reports whether this replica has been elected and started leading.
+func (c *Controller) Leading() bool { return c.leading.Load() }
+
 // StatusWrites returns how many Service status writes this replica made.
 func (c *Controller) StatusWrites() int64 { return c.writes.Load() }
 

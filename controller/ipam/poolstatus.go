@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,7 +87,11 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 	var errs []string
 	for _, u := range updates {
 		wasOverlapping := meta.IsStatusConditionTrue(u.pool.Status.Conditions, heraldv1.IPPoolConditionOverlapping)
-		if err := c.client.Status().Update(ctx, u.pool); err != nil {
+		err := c.client.Status().Update(ctx, u.pool)
+		if apierrors.IsNotFound(err) {
+			continue // deleted meanwhile; the informer brings the news
+		}
+		if err != nil {
 			errs = append(errs, fmt.Sprintf("IPPool %s: %v", u.pool.Name, err))
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -104,8 +105,15 @@ func (c *Controller) applyStatus(ctx context.Context, svc *corev1.Service, ips [
 			WithType(cond.Type).WithStatus(cond.Status).WithReason(cond.Reason).WithMessage(cond.Message).
 			WithObservedGeneration(cond.ObservedGeneration).WithLastTransitionTime(cond.LastTransitionTime))
 	}
-	ac := corev1ac.Service(svc.Name, svc.Namespace).WithStatus(st)
+	// The UID makes the write fail rather than land on a Service deleted and
+	// re-created under the same name since it was read (or create a new one).
+	ac := corev1ac.Service(svc.Name, svc.Namespace).WithUID(svc.UID).WithStatus(st)
 	_, err := c.cs.CoreV1().Services(svc.Namespace).ApplyStatus(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || (apierrors.IsInvalid(err) && svc.UID != "" && strings.Contains(err.Error(), "uid")) {
+		// The Service is gone or replaced; its own events bring it back here.
+		c.log.V(1).Info("Service changed identity before its status was written", "service", svc.Namespace+"/"+svc.Name, "detail", err.Error())
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("writing status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
