@@ -26,9 +26,10 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs into manifests/crds and RBAC into manifests/rbac.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and manifests/install.yaml.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=manifests/crds
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controller/... output:rbac:dir=manifests/rbac/controller
+	@hack/install-yaml.sh > manifests/install.yaml
 
 .PHONY: verify-gen
 verify-gen: generate manifests ## Fail when committed generated files differ from what the generators write.

@@ -1,0 +1,15 @@
+# herald's image: the controller now, the speaker when it lands.
+FROM golang:1.25 AS build
+ARG VERSION=dev
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/heraldlb/herald/internal/version.Version=${VERSION}" \
+      -o /out/herald-controller ./controller
+
+FROM gcr.io/distroless/static:nonroot
+COPY --from=build /out/herald-controller /herald-controller
+USER 65532:65532
+ENTRYPOINT ["/herald-controller"]
