@@ -177,10 +177,10 @@ func TestPoolStatus(t *testing.T) {
 		return st.IPv6 != nil && st.IPv6.Capacity == "18446744073709551616" && st.IPv4 == nil &&
 			meta.IsStatusConditionFalse(st.Conditions, heraldv1.IPPoolConditionOverlapping), fmt.Sprintf("%+v", st)
 	})
-	c := meta.FindStatusCondition(pool("stat-overlap").Status.Conditions, heraldv1.IPPoolConditionOverlapping)
-	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "stat-v4") {
-		t.Errorf("overlap condition = %+v; want True naming stat-v4", c)
-	}
+	eventually(t, 10*time.Second, "IPPool stat-overlap Overlapping=True naming stat-v4", func() (bool, string) {
+		c := meta.FindStatusCondition(pool("stat-overlap").Status.Conditions, heraldv1.IPPoolConditionOverlapping)
+		return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "stat-v4"), fmt.Sprintf("%+v", c)
+	})
 
 	// A reversed IPv6 range gets past CEL (see IPPoolSpec) and is reported here.
 	createPool(t, "stat-bad", pools("fd12:1::9-fd12:1::1"))
