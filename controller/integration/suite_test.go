@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,7 +98,11 @@ func startController(t testing.TB, o controllerOpts) (*ipam.Controller, func()) 
 		o.ipam.PoolStatusDelay = 50 * time.Millisecond
 	}
 	if o.logger.GetSink() == nil {
-		o.logger = logr.FromSlogHandler(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		w := &testWriter{t: t}
+		// Registered before stop, so it runs after it: a controller goroutine that
+		// logs while shutting down must not log into a finished test.
+		t.Cleanup(w.close)
+		o.logger = logr.FromSlogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	cfg := app.Config{
 		MetricsAddr:             "0",
@@ -105,9 +110,9 @@ func startController(t testing.TB, o controllerOpts) (*ipam.Controller, func()) 
 		LeaderElection:          o.leaderElection,
 		LeaderElectionNamespace: "default",
 		LeaderElectionID:        "herald-test",
-		LeaseDuration:           2 * time.Second,
-		RenewDeadline:           1500 * time.Millisecond,
-		RetryPeriod:             200 * time.Millisecond,
+		LeaseDuration:           6 * time.Second,
+		RenewDeadline:           4 * time.Second,
+		RetryPeriod:             300 * time.Millisecond,
 		IPAM:                    o.ipam,
 		SkipNameValidation:      true,
 		Logger:                  o.logger,
@@ -134,11 +139,26 @@ func startController(t testing.TB, o controllerOpts) (*ipam.Controller, func()) 
 	return c, stop
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter sends log lines to the test's log until the test ends.
+type testWriter struct {
+	t      testing.TB
+	mu     sync.Mutex
+	closed bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 }
 
 // newNamespace creates a namespace for one test. envtest runs no namespace
