@@ -6,11 +6,12 @@ import (
 
 // IPPoolSpec says which addresses a pool hands out and to whom.
 //
-// The rules on each address use the Kubernetes CEL IP and CIDR libraries
-// (Kubernetes 1.30 and later). CEL has no ordering on addresses, so a reversed IPv4
-// range is caught by comparing the ends as integers; a reversed IPv6 range is caught
-// by the controller, which marks the pool Ready=False with the same message (every
-// CEL form of a 128-bit comparison we tried exceeds the API server's cost budget).
+// The rules on each address use the Kubernetes CEL IP and CIDR libraries, which CRD
+// rules may use from Kubernetes 1.31. CEL has no ordering on addresses, so a
+// reversed IPv4 range is caught by comparing the ends as integers; a reversed IPv6
+// range is caught by the controller, which marks the pool Ready=False with the same
+// message (every CEL form of a 128-bit comparison we tried exceeds the API server's
+// cost budget).
 type IPPoolSpec struct {
 	// addresses lists what the pool hands out. Each entry is a CIDR
 	// ("192.168.10.0/24", "fd00:10::/64"), an inclusive range of one family

@@ -24,7 +24,16 @@ type Allocator struct {
 	// shared maps a sharing key to the addresses held under it, so a Service with
 	// that key finds a partner without scanning every assignment.
 	shared map[string]map[netip.Addr]struct{}
+	// releases counts changes that may let a refused Service succeed.
+	releases uint64
 }
+
+// Releases counts the changes that may let a refused Service succeed now: an
+// address freed, or a Service leaving an address it shared or changing what it
+// shares it with (ports, traffic policy, sharing key). A caller compares it before
+// and after a call to know whether to retry the Services it holds as refused; a new
+// assignment alone never moves it, so a burst of allocations causes no retries.
+func (a *Allocator) Releases() uint64 { return a.releases }
 
 // holder is what one Service holds, with what sharing needs to know of it.
 type holder struct {
@@ -234,6 +243,17 @@ func (a *Allocator) Assign(req Request) (Assignment, error) {
 		}
 	}
 	if len(best) == 0 || (req.Policy != PreferDualStack && len(best) != len(want)) {
+		if firstErr == nil && cur != nil {
+			// What the Service holds may have become unusable through its own
+			// change (a port now clashing with a sharer's): say so, rather than
+			// that the pools are full.
+			for _, ip := range cur.ips {
+				if err := a.shareable(ip, req); err != nil {
+					firstErr = err
+					break
+				}
+			}
+		}
 		if firstErr == nil || firstErr.Reason == ReasonPoolExhausted || firstErr.Reason == ReasonFamilyUnavailable {
 			firstErr = exhausted(cands, want, req.Policy)
 		}
@@ -269,13 +289,7 @@ func (a *Allocator) keepsOrphan(cur *holder, req Request) bool {
 }
 
 // refresh records what may have changed in a Service that keeps its addresses.
-func (a *Allocator) refresh(cur *holder, req Request) {
-	cur.ports = slices.Clone(req.Ports)
-	cur.local = req.LocalTraffic
-	if cur.sharingKey != req.SharingKey {
-		a.commit(req, cur.ips)
-	}
-}
+func (a *Allocator) refresh(cur *holder, req Request) { a.commit(req, slices.Clone(cur.ips)) }
 
 // wanted returns the families a Service should get addresses of, in order, and the
 // address it requests for each family.
@@ -581,6 +595,10 @@ func (a *Allocator) commit(req Request, ips []netip.Addr) {
 	old := a.svcs[req.Key]
 	slices.SortFunc(ips, netip.Addr.Compare) // IPv4 sorts before IPv6
 	h := &holder{key: req.Key, ips: ips, sharingKey: req.SharingKey, ports: slices.Clone(req.Ports), local: req.LocalTraffic}
+	if old != nil && old.sharingKey == h.sharingKey && old.local == h.local &&
+		slices.Equal(old.ips, h.ips) && slices.Equal(old.ports, h.ports) {
+		return // nothing changed: the common case of a Service reconciled again
+	}
 	if old != nil {
 		for _, ip := range old.ips {
 			a.drop(old, ip)
@@ -610,6 +628,7 @@ func (a *Allocator) commit(req Request, ips []netip.Addr) {
 func (a *Allocator) drop(h *holder, ip netip.Addr) {
 	hs := a.ips[ip]
 	delete(hs, h.key)
+	a.releases++
 	if len(hs) > 0 {
 		return
 	}

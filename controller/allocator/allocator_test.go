@@ -1119,3 +1119,48 @@ func TestFamilyStrings(t *testing.T) {
 		t.Errorf("Port.String(): got %q; want %q", got, want)
 	}
 }
+
+// TestReleasesCountsOnlyWhatCanHelpOthers pins when the controller retries refused
+// Services: after a release or a sharer's change, never after a plain assignment
+// or a repeated one (a burst of new Services must not retry every pending one).
+func TestReleasesCountsOnlyWhatCanHelpOthers(t *testing.T) {
+	a := New(RetainOrphans)
+	a.SetPool(Pool{Name: "p", Addresses: mustSet("10.0.0.0/30"), AutoAssign: true})
+	web := Request{Key: "ns/a", SharingKey: "k", Ports: []Port{{"TCP", 80}}}
+	step := func(what string, f func(), wantBump bool) {
+		t.Helper()
+		before := a.Releases()
+		f()
+		if got := a.Releases() != before; got != wantBump {
+			t.Errorf("%s: Releases moved = %v; want %v", what, got, wantBump)
+		}
+	}
+	step("first assignment", func() { a.Assign(web) }, false)
+	step("same request again", func() { a.Assign(web) }, false)
+	step("second Service", func() { a.Assign(Request{Key: "ns/b"}) }, false)
+	web.Ports = []Port{{"TCP", 8080}}
+	step("sharer changes ports", func() { a.Assign(web) }, true)
+	step("release", func() { a.Release("ns/b") }, true)
+}
+
+// TestOwnPortClashIsSharingConflict: a Service whose own port change clashes with
+// the Service it shares with is told so, not that the pool is full.
+func TestOwnPortClashIsSharingConflict(t *testing.T) {
+	a := New(RetainOrphans)
+	a.SetPool(Pool{Name: "p", Addresses: mustSet("10.0.0.1"), AutoAssign: true})
+	x := Request{Key: "ns/x", SharingKey: "k", Ports: []Port{{"TCP", 80}}}
+	y := Request{Key: "ns/y", SharingKey: "k", Ports: []Port{{"TCP", 443}}}
+	for _, r := range []Request{x, y} {
+		if _, err := a.Assign(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	y.Ports = []Port{{"TCP", 80}}
+	got, err := a.Assign(y)
+	if ReasonOf(err) != ReasonSharingConflict {
+		t.Errorf("reason = %v (%v); want SharingConflict", ReasonOf(err), err)
+	}
+	if len(got.IPs) != 1 || got.IPs[0] != netip.MustParseAddr("10.0.0.1") {
+		t.Errorf("refused Service holds %v; want it to keep 10.0.0.1", got.IPs)
+	}
+}

@@ -182,7 +182,22 @@ func TestPoolStatus(t *testing.T) {
 		return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "stat-v4"), fmt.Sprintf("%+v", c)
 	})
 
-	// A reversed IPv6 range gets past CEL (see IPPoolSpec) and is reported here.
+	waitEvent(t, "default", "stat-overlap", "Overlapping", "stat-v4")
+
+	// A bad edit (a reversed IPv6 range gets past CEL, see IPPoolSpec) is
+	// reported, and the pool keeps serving its last valid addresses: the Service
+	// neither moves nor turns into an orphan.
+	updatePool(t, "stat-v4", func(p *heraldv1.IPPool) { p.Spec.Addresses = []string{"fd12:2::9-fd12:2::1"} })
+	eventually(t, 10*time.Second, "IPPool stat-v4 Ready=False, still serving", func() (bool, string) {
+		st := pool("stat-v4").Status
+		c := meta.FindStatusCondition(st.Conditions, heraldv1.IPPoolConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "keeps serving") && st.Used == "1", fmt.Sprintf("%+v", st)
+	})
+	createService(t, ns, "s2", withAnnotation(heraldv1.AnnotationPool, "stat-v4"))
+	waitIPs(t, ns, "s2", 1)
+	waitCondition(t, ns, "s", metav1.ConditionTrue, "Allocated")
+
+	// A reversed IPv6 range in a new pool is reported the same way.
 	createPool(t, "stat-bad", pools("fd12:1::9-fd12:1::1"))
 	eventually(t, 10*time.Second, "IPPool stat-bad Ready=False", func() (bool, string) {
 		st := pool("stat-bad").Status

@@ -20,12 +20,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -75,19 +77,22 @@ type Controller struct {
 	poolsDirty chan struct{}
 	// leading is set once this replica holds the lease and starts rebuilding.
 	leading atomic.Bool
+	// rebuilt is set once the allocator holds every address in Service status.
+	// Atomic, so /readyz never waits for mu.
+	rebuilt atomic.Bool
 
 	// mu guards the following fields; it is held for allocation, never across an
 	// API call that writes.
 	mu    sync.Mutex
 	alloc *allocator.Allocator
-	// poolVersions is the resourceVersion of each IPPool the allocator knows.
-	poolVersions map[string]string
-	// poolErrors holds, per IPPool, why its spec could not be used.
+	// poolVersions is the generation of each IPPool the allocator has seen.
+	poolVersions map[string]int64
+	// poolErrors holds, per IPPool, why its current spec could not be used (the
+	// allocator keeps the last spec that could).
 	poolErrors map[string]error
-	// rebuilt is set once the allocator holds every address in Service status.
-	rebuilt bool
-	// pending are the Services handled but refused an address.
-	pending map[types.NamespacedName]struct{}
+	// pending are the Services handled whose request was refused; the value
+	// reports whether they have no address at all (what the gauge counts).
+	pending map[types.NamespacedName]bool
 	// writes counts status writes, for tests that check only the leader writes.
 	writes atomic.Int64
 }
@@ -110,9 +115,9 @@ func New(mgr manager.Manager, cs kubernetes.Interface, opts Options) *Controller
 		wake:         make(chan event.GenericEvent, 1024),
 		poolsDirty:   make(chan struct{}, 1),
 		alloc:        allocator.New(opts.Orphans),
-		poolVersions: map[string]string{},
+		poolVersions: map[string]int64{},
 		poolErrors:   map[string]error{},
-		pending:      map[types.NamespacedName]struct{}{},
+		pending:      map[types.NamespacedName]bool{},
 	}
 }
 
@@ -122,7 +127,9 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("service").
 		For(&corev1.Service{}).
-		Watches(&heraldv1.IPPool{}, handler.EnqueueRequestsFromMapFunc(c.allServices)).
+		// Only spec changes matter to Services; the controller's own status
+		// writes must not requeue every Service.
+		Watches(&heraldv1.IPPool{}, handler.EnqueueRequestsFromMapFunc(c.allServices), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesIn)).
 		WatchesRawSource(source.Channel(c.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.Workers}).
@@ -142,12 +149,7 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 // ReadyCheck fails while the leader has not yet rebuilt its ledger from Service
 // status; a replica that is not leading is ready (it stands by).
 func (c *Controller) ReadyCheck(*http.Request) error {
-	if !c.leading.Load() {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.rebuilt {
+	if c.leading.Load() && !c.rebuilt.Load() {
 		return fmt.Errorf("ledger not yet rebuilt from Service status")
 	}
 	return nil
@@ -171,9 +173,12 @@ func (c *Controller) rebuild(ctx context.Context) error {
 }
 
 func (c *Controller) ensureRebuilt(ctx context.Context) error {
+	if c.rebuilt.Load() {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.rebuilt {
+	if c.rebuilt.Load() {
 		return nil
 	}
 	start := time.Now()
@@ -195,7 +200,9 @@ func (c *Controller) ensureRebuilt(ctx context.Context) error {
 	for i := range list.Items {
 		svc := &list.Items[i]
 		ips := statusIPs(svc)
-		if len(ips) == 0 || !handles(svc, c.opts.Classless) {
+		// A Service being deleted has been, or is being, let go; its addresses may
+		// already belong to another Service.
+		if len(ips) == 0 || !handles(svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
 			continue
 		}
 		req, _ := requestFor(svc, nil)
@@ -205,7 +212,7 @@ func (c *Controller) ensureRebuilt(ctx context.Context) error {
 		}
 		restored++
 	}
-	c.rebuilt = true
+	c.rebuilt.Store(true)
 	c.log.Info("Ledger rebuilt from Service status", "services", restored, "duration", time.Since(start).String())
 	c.markPoolsDirty()
 	return nil
@@ -222,15 +229,16 @@ func (c *Controller) syncPoolsLocked(ctx context.Context) error {
 	for i := range pools.Items {
 		p := &pools.Items[i]
 		seen[p.Name] = true
-		if c.poolVersions[p.Name] == p.ResourceVersion {
+		if v, ok := c.poolVersions[p.Name]; ok && v == p.Generation {
 			continue
 		}
 		changed = true
-		c.poolVersions[p.Name] = p.ResourceVersion
+		c.poolVersions[p.Name] = p.Generation
 		ap, err := poolFromCR(p)
 		if err != nil {
+			// Keep serving the last spec that could be used: a typo in an edit
+			// must not orphan or move every Service of the pool.
 			c.poolErrors[p.Name] = err
-			c.alloc.DeletePool(p.Name)
 			continue
 		}
 		delete(c.poolErrors, p.Name)
@@ -266,7 +274,9 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var svc corev1.Service
 	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			c.forget(ctx, req.NamespacedName)
+			if released := c.forget(req.NamespacedName); len(released) > 0 {
+				c.wakePending(ctx, req.NamespacedName)
+			}
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading Service %s: %w", req.NamespacedName, err)
@@ -274,11 +284,13 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !handles(&svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
 		return reconcile.Result{}, c.letGo(ctx, &svc)
 	}
-	var nsLabels map[string]string
 	var ns corev1.Namespace
-	if err := c.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, &ns); err == nil {
-		nsLabels = ns.Labels
+	if err := c.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, &ns); err != nil && !apierrors.IsNotFound(err) {
+		// Without its labels a namespaceSelector would not match and the Service
+		// could be moved or refused for nothing.
+		return reconcile.Result{}, fmt.Errorf("reading namespace %s: %w", svc.Namespace, err)
 	}
+	nsLabels := ns.Labels
 	request, reqErr := requestFor(&svc, nsLabels)
 
 	c.mu.Lock()
@@ -294,41 +306,56 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			before, _ = c.alloc.Get(request.Key)
 		}
 	}
+	releases := c.alloc.Releases()
 	asg, err := before, reqErr
 	if reqErr == nil {
 		asg, err = c.alloc.Assign(request)
 	}
 	if err != nil || len(asg.IPs) == 0 {
-		c.pending[req.NamespacedName] = struct{}{}
+		c.pending[req.NamespacedName] = len(asg.IPs) == 0
 	} else {
 		delete(c.pending, req.NamespacedName)
 	}
-	servicesPending.Set(float64(len(c.pending)))
+	c.updatePendingGaugeLocked()
 	changed := !slices.Equal(before.IPs, asg.IPs)
-	freed := changed && len(before.IPs) > 0
+	mayHelpOthers := c.alloc.Releases() != releases
 	c.mu.Unlock()
 
 	if changed {
 		c.markPoolsDirty()
 	}
-	if freed {
+	if err := c.writeStatus(ctx, &svc, request, asg, err); err != nil {
+		return reconcile.Result{}, err
+	}
+	// Only once the status no longer shows a freed address may another Service
+	// be given it: the status is the ledger a restart rebuilds from.
+	if mayHelpOthers {
 		c.wakePending(ctx, req.NamespacedName)
 	}
-	return reconcile.Result{}, c.writeStatus(ctx, &svc, request, asg, err)
+	return reconcile.Result{}, nil
 }
 
-// forget releases a deleted Service's addresses, retries Services waiting for one,
-// and returns what it released.
-func (c *Controller) forget(ctx context.Context, nn types.NamespacedName) []netip.Addr {
+func (c *Controller) updatePendingGaugeLocked() {
+	n := 0
+	for _, none := range c.pending {
+		if none {
+			n++
+		}
+	}
+	servicesPending.Set(float64(n))
+}
+
+// forget releases a Service's addresses and returns what it released. The caller
+// wakes pending Services once the Service's status no longer shows them.
+func (c *Controller) forget(nn types.NamespacedName) []netip.Addr {
 	c.mu.Lock()
 	held, _ := c.alloc.Get(nn.String())
 	released := c.alloc.Release(nn.String())
 	delete(c.pending, nn)
-	servicesPending.Set(float64(len(c.pending)))
+	c.updatePendingGaugeLocked()
 	c.mu.Unlock()
 	if released {
 		c.markPoolsDirty()
-		c.wakePending(ctx, nn)
 	}
 	return held.IPs
 }
@@ -337,14 +364,17 @@ func (c *Controller) forget(ctx context.Context, nn types.NamespacedName) []neti
 // deleted): its addresses are released and herald's status fields removed.
 func (c *Controller) letGo(ctx context.Context, svc *corev1.Service) error {
 	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-	released := c.forget(ctx, nn)
+	released := c.forget(nn)
+	if findCondition(svc) != nil {
+		if err := c.applyStatus(ctx, svc, nil, nil); err != nil {
+			return err
+		}
+	}
 	if len(released) > 0 {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", joinIPs(released))
+		c.wakePending(ctx, nn)
 	}
-	if findCondition(svc) == nil {
-		return nil
-	}
-	return c.applyStatus(ctx, svc, nil, nil)
+	return nil
 }
 
 // wakePending re-queues every pending Service but the one given.

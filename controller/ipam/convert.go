@@ -16,7 +16,7 @@ import (
 
 // poolFromCR turns an IPPool into the allocator's Pool. The error says what in the
 // spec could not be understood; CEL refuses most such specs, but an API server older
-// than 1.31 lacks the IP and CIDR CEL libraries, so the controller checks again.
+// than 1.31 cannot use the IP and CIDR CEL libraries in CRDs, so the controller checks again.
 func poolFromCR(p *heraldv1.IPPool) (allocator.Pool, error) {
 	set, err := ipaddr.ParseSet(p.Spec.Addresses)
 	if err != nil {

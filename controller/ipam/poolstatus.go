@@ -64,8 +64,9 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 		return fmt.Errorf("listing IPPools: %w", err)
 	}
 	type update struct {
-		pool    *heraldv1.IPPool
-		overlap []string
+		pool           *heraldv1.IPPool
+		overlap        []string
+		wasOverlapping bool
 	}
 	var updates []update
 	c.mu.Lock()
@@ -78,15 +79,15 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 		st := p.Status.DeepCopy()
 		overlap := c.poolStatusLocked(p, st)
 		if !equality.Semantic.DeepEqual(st, &p.Status) {
+			was := meta.IsStatusConditionTrue(p.Status.Conditions, heraldv1.IPPoolConditionOverlapping)
 			p.Status = *st
-			updates = append(updates, update{p, overlap})
+			updates = append(updates, update{p, overlap, was})
 		}
 	}
 	c.mu.Unlock()
 
 	var errs []string
 	for _, u := range updates {
-		wasOverlapping := meta.IsStatusConditionTrue(u.pool.Status.Conditions, heraldv1.IPPoolConditionOverlapping)
 		err := c.client.Status().Update(ctx, u.pool)
 		if apierrors.IsNotFound(err) {
 			continue // deleted meanwhile; the informer brings the news
@@ -95,7 +96,7 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 			errs = append(errs, fmt.Sprintf("IPPool %s: %v", u.pool.Name, err))
 			continue
 		}
-		if len(u.overlap) > 0 && !wasOverlapping {
+		if len(u.overlap) > 0 && !u.wasOverlapping {
 			c.recorder.Eventf(u.pool, corev1.EventTypeWarning, "Overlapping", "Addresses of this pool are also in IPPool %s; an address is still given to one Service at a time", strings.Join(u.overlap, ", "))
 		}
 	}
@@ -108,14 +109,20 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 // poolStatusLocked fills st from the allocator and returns the pools p overlaps.
 func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolStatus) []string {
 	st.ObservedGeneration = p.Generation
+	stats, known := c.alloc.PoolStats(p.Name)
 	if perr := c.poolErrors[p.Name]; perr != nil {
+		msg := perr.Error()
+		if known {
+			msg += "; the pool keeps serving its last valid addresses until the spec is fixed"
+		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionReady, Status: metav1.ConditionFalse,
-			Reason: "InvalidSpec", Message: perr.Error(), ObservedGeneration: p.Generation})
-		meta.RemoveStatusCondition(&st.Conditions, heraldv1.IPPoolConditionOverlapping)
-		st.IPv4, st.IPv6, st.Used, st.Free = nil, nil, "", ""
-		return nil
+			Reason: "InvalidSpec", Message: msg, ObservedGeneration: p.Generation})
+		if !known {
+			meta.RemoveStatusCondition(&st.Conditions, heraldv1.IPPoolConditionOverlapping)
+			st.IPv4, st.IPv6, st.Used, st.Free = nil, nil, "", ""
+			return nil
+		}
 	}
-	stats, _ := c.alloc.PoolStats(p.Name)
 	used, free := new(big.Int), new(big.Int)
 	st.IPv4, st.IPv6 = nil, nil
 	var parts []string
@@ -141,8 +148,10 @@ func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolSta
 		poolUsed.WithLabelValues(labels...).Set(float64(s.Used))
 	}
 	st.Used, st.Free = used.String(), free.String()
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionReady, Status: metav1.ConditionTrue,
-		Reason: "Valid", Message: "pool holds " + strings.Join(parts, " and ") + " addresses", ObservedGeneration: p.Generation})
+	if c.poolErrors[p.Name] == nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionReady, Status: metav1.ConditionTrue,
+			Reason: "Valid", Message: "pool holds " + strings.Join(parts, " and ") + " addresses", ObservedGeneration: p.Generation})
+	}
 	overlap := c.alloc.Overlaps(p.Name)
 	if len(overlap) > 0 {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionOverlapping, Status: metav1.ConditionTrue,

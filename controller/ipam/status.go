@@ -74,7 +74,8 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, req a
 	}
 	switch {
 	case allocErr != nil:
-		if !sameCond {
+		// One Warning per new reason, not per reworded message or spec edit.
+		if old == nil || old.Status != metav1.ConditionFalse || old.Reason != cond.Reason {
 			allocationFailures.WithLabelValues(cond.Reason).Inc()
 			c.recorder.Event(svc, corev1.EventTypeWarning, "AllocationFailed", cond.Message)
 		}
