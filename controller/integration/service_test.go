@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -114,6 +115,19 @@ func TestSharingKey(t *testing.T) {
 	cond := waitCondition(t, ns, "clash-req", metav1.ConditionFalse, "SharingConflict")
 	if !strings.Contains(cond.Message, "TCP/443") {
 		t.Errorf("message = %q; want the clashing port TCP/443", cond.Message)
+	}
+	// The sharer gives up port 443: the waiting Service gets the address without
+	// being touched itself.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s := getService(t, ns, "dns-http")
+		withPorts(80)(s)
+		return k8s.Update(context.Background(), s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitIPs(t, ns, "clash-req", 1); got[0] != a[0] {
+		t.Errorf("after the clash went away clash-req got %s; want the shared %s", got[0], a[0])
 	}
 }
 
