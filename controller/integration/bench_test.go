@@ -145,7 +145,7 @@ func BenchmarkServiceToIPBurst1000(b *testing.B) {
 			names[i] = fmt.Sprintf("burst-%d", i)
 		}
 		start := time.Now()
-		createBurst(b, ns, names, 16)
+		createMany(b, ns, n, func(i int) string { return names[i] })
 		createdAll := time.Since(start)
 		lw.wait(b, names, 120*time.Second)
 		var lat []time.Duration
@@ -166,7 +166,7 @@ func BenchmarkServiceToIPBurst1000(b *testing.B) {
 		}
 		// They name a pool that does not exist yet, so they wait (PoolNotFound).
 		name := fmt.Sprintf("bench-backlog-%d", iter)
-		createBurst(b, ns2, pend, 16, withAnnotation(heraldv1.AnnotationPool, name))
+		createMany(b, ns2, n, func(i int) string { return pend[i] }, withAnnotation(heraldv1.AnnotationPool, name))
 		eventually(b, 2*time.Minute, "backlog marked pending", func() (bool, string) {
 			var list corev1.ServiceList
 			if err := k8s.List(context.Background(), &list, client.InNamespace(ns2)); err != nil {
@@ -195,25 +195,6 @@ func BenchmarkServiceToIPBurst1000(b *testing.B) {
 	}
 }
 
-// createBurst creates Services with the given names from workers concurrent clients.
-func createBurst(b *testing.B, ns string, names []string, workers int, opts ...svcOpt) {
-	b.Helper()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, workers)
-	for _, name := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := k8s.Create(context.Background(), newService(ns, name, opts...)); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // BenchmarkRestart5000 restarts the controller with 5,000 assigned Services and
 // measures the time until it is ready (ledger rebuilt), checking that no address
 // changed (target: ready ≤ 3 s, 0 changed).
@@ -223,15 +204,7 @@ func BenchmarkRestart5000(b *testing.B) {
 	ns := newNamespace(b, nil)
 	createPool(b, "bench-restart", pools("10.222.0.0/16"))
 	createMany(b, ns, n, func(i int) string { return fmt.Sprintf("r-%d", i) })
-	eventually(b, 5*time.Minute, "5,000 Services assigned", func() (bool, string) {
-		got := 0
-		for _, ip := range snapshot(b, ns) {
-			if ip != "" {
-				got++
-			}
-		}
-		return got == n, fmt.Sprintf("%d assigned", got)
-	})
+	waitAllAssigned(b, ns, n, 5*time.Minute)
 	before := snapshot(b, ns)
 	stop()
 	for iter := 0; iter < b.N; iter++ {

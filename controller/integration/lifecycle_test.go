@@ -18,12 +18,12 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 )
 
-// createMany creates n Services concurrently.
+// createMany creates n Services from 16 concurrent clients.
 func createMany(t testing.TB, ns string, n int, name func(int) string, opts ...svcOpt) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	sem := make(chan struct{}, 32)
+	sem := make(chan struct{}, 16)
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -40,6 +40,20 @@ func createMany(t testing.TB, ns string, n int, name func(int) string, opts ...s
 	for err := range errs {
 		t.Fatalf("creating Services: %v", err)
 	}
+}
+
+// waitAllAssigned waits until n Services in the namespace show an address.
+func waitAllAssigned(t testing.TB, ns string, n int, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("%d Services assigned", n), func() (bool, string) {
+		got := 0
+		for _, ip := range snapshot(t, ns) {
+			if ip != "" {
+				got++
+			}
+		}
+		return got == n, fmt.Sprintf("%d of %d assigned", got, n)
+	})
 }
 
 // snapshot returns each Service's addresses in a namespace.
@@ -62,15 +76,7 @@ func TestRestartChangesNoAddress(t *testing.T) {
 	ns := newNamespace(t, nil)
 	createPool(t, "restart", pools("10.210.0.0/22"))
 	createMany(t, ns, n, func(i int) string { return fmt.Sprintf("svc-%03d", i) })
-	eventually(t, 60*time.Second, "all Services assigned", func() (bool, string) {
-		got := 0
-		for _, ip := range snapshot(t, ns) {
-			if ip != "" {
-				got++
-			}
-		}
-		return got == n, fmt.Sprintf("%d of %d assigned", got, n)
-	})
+	waitAllAssigned(t, ns, n, time.Minute)
 	before := snapshot(t, ns)
 	seen := map[string]string{}
 	for name, ip := range before {
