@@ -38,6 +38,7 @@ import (
 )
 
 var (
+	testEnv *envtest.Environment
 	restCfg *rest.Config
 	k8s     client.Client // uncached, straight to the API server
 	cs      *kubernetes.Clientset
@@ -61,6 +62,7 @@ func runMain(m *testing.M) int {
 	// Dual-stack Service CIDRs, so Services can ask for both families, and room
 	// for the thousands of ClusterIPs the benchmarks create.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16,fd00:96::/112")
+	testEnv = env
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
