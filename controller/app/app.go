@@ -89,9 +89,11 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 		LeaderElectionResourceLock:    "leases",
 		Controller:                    config.Controller{SkipNameValidation: &cfg.SkipNameValidation},
 		Cache: cache.Options{
-			// managedFields are most of a cached Service's bytes and the
-			// controller never reads them.
+			// managedFields are often most of an object's bytes and the
+			// controller never reads them; Services and Namespaces are cut
+			// further to the fields the controller reads.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         ipam.CacheOptions(),
 		},
 	}
 	if cfg.LeaseDuration > 0 {

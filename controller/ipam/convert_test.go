@@ -146,3 +146,35 @@ func TestDesiredCondition(t *testing.T) {
 		}
 	}
 }
+
+// TestSlimServiceKeepsWhatTheControllerReads: the cache keeps only some fields of a
+// Service; the request built from the slim copy must equal the one built from the
+// full object, or the cache would change allocations.
+func TestSlimServiceKeepsWhatTheControllerReads(t *testing.T) {
+	local := corev1.ServiceExternalTrafficPolicyLocal
+	full := svc(func(s *corev1.Service) {
+		s.Annotations = map[string]string{heraldv1.AnnotationSharingKey: "k", heraldv1.AnnotationPool: "p",
+			"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096)}
+		s.Spec.ExternalTrafficPolicy = local
+		s.Spec.Selector = map[string]string{"app": "web"}
+		s.Spec.LoadBalancerIP = "10.0.0.9"
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.0.0.9"}}
+		s.Status.Conditions = []metav1.Condition{{Type: heraldv1.ConditionIPAllocated, Status: metav1.ConditionTrue}}
+	})
+	out, err := slimService(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slim := out.(*corev1.Service)
+	want, _ := requestFor(full, nil)
+	got, _ := requestFor(slim, nil)
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("request from the slim Service differs (-full +slim):\n%s", diff)
+	}
+	if !handles(slim, true) || findCondition(slim) == nil || len(statusIPs(slim)) != 1 {
+		t.Error("slim Service lost its type, condition or ingress")
+	}
+	if _, ok := slim.Annotations["kubectl.kubernetes.io/last-applied-configuration"]; ok || slim.Spec.Selector != nil {
+		t.Error("slim Service kept fields the controller never reads")
+	}
+}
