@@ -25,6 +25,7 @@ func main() {
 	var qps float64
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":7472", "address serving /metrics (\"0\" to disable)")
 	flag.StringVar(&cfg.ProbeAddr, "health-addr", ":7473", "address serving /healthz and /readyz (\"0\" to disable)")
+	flag.StringVar(&cfg.PprofAddr, "pprof-addr", "0", "address serving /debug/pprof (\"0\" to disable)")
 	flag.BoolVar(&cfg.LeaderElection, "leader-elect", true, "elect one active replica through a Lease")
 	flag.StringVar(&cfg.LeaderElectionNamespace, "leader-elect-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader Lease (default: the pod's namespace)")
 	flag.StringVar(&cfg.LeaderElectionID, "leader-elect-id", "herald-controller", "name of the leader Lease")

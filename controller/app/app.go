@@ -27,6 +27,8 @@ import (
 type Config struct {
 	// MetricsAddr serves /metrics ("0" turns it off).
 	MetricsAddr string
+	// PprofAddr serves /debug/pprof ("" or "0" turns it off).
+	PprofAddr string
 	// ProbeAddr serves /healthz and /readyz ("0" turns it off).
 	ProbeAddr string
 	// LeaderElection makes replicas elect one leader; only it writes.
@@ -82,6 +84,7 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 		Logger:                        cfg.Logger,
 		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:        cfg.ProbeAddr,
+		PprofBindAddress:              cfg.PprofAddr,
 		LeaderElection:                cfg.LeaderElection,
 		LeaderElectionNamespace:       cfg.LeaderElectionNamespace,
 		LeaderElectionID:              cfg.LeaderElectionID,

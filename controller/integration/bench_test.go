@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -277,7 +278,13 @@ func controllerRSS(b *testing.B) float64 {
 	}
 	health := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "--leader-elect=false", "--metrics-addr=0", "--health-addr="+health, "--log-level=error")
+	l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pprofAddr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--leader-elect=false", "--metrics-addr=0", "--health-addr="+health, "--pprof-addr="+pprofAddr, "--log-level=error")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -295,6 +302,15 @@ func controllerRSS(b *testing.B) float64 {
 	// Ready before it leads is possible without leader election only for an
 	// instant; let it rebuild, reconcile every Service once and settle.
 	time.Sleep(10 * time.Second)
+	// Keep a heap profile beside the figure, to see where the memory goes:
+	// go tool pprof -top $HERALD_BENCH_HEAP
+	if out := os.Getenv("HERALD_BENCH_HEAP"); out != "" {
+		if resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap"); err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.WriteFile(out, data, 0o644)
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
