@@ -29,6 +29,7 @@ func main() {
 	flag.BoolVar(&cfg.LeaderElection, "leader-elect", true, "elect one active replica through a Lease")
 	flag.StringVar(&cfg.LeaderElectionNamespace, "leader-elect-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader Lease (default: the pod's namespace)")
 	flag.StringVar(&cfg.LeaderElectionID, "leader-elect-id", "herald-controller", "name of the leader Lease")
+	flag.StringVar(&cfg.MemberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in the pod's namespace) holding the speakers' memberlist key, created when missing (\"\" to skip)")
 	flag.BoolVar(&cfg.IPAM.Classless, "handle-classless", true, "also handle LoadBalancer Services with no spec.loadBalancerClass")
 	flag.StringVar(&orphans, "orphan-policy", "retain", "what happens to an assigned address that a pool edit leaves outside every pool: retain (keep it until the Service goes) or reassign (move the Service to an address from its pools)")
 	flag.IntVar(&cfg.IPAM.Workers, "workers", 4, "Services reconciled concurrently")
@@ -69,8 +70,8 @@ func run(cfg app.Config, orphans, logLevel string) error {
 	if err != nil {
 		return fmt.Errorf("loading the kubeconfig: %w", err)
 	}
-	if cfg.LeaderElection && cfg.LeaderElectionNamespace == "" {
-		return fmt.Errorf("--leader-elect-namespace or POD_NAMESPACE must be set for leader election")
+	if (cfg.LeaderElection || cfg.MemberlistSecret != "") && cfg.LeaderElectionNamespace == "" {
+		return fmt.Errorf("--leader-elect-namespace or POD_NAMESPACE must be set (leader election and the memberlist Secret live there)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

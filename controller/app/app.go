@@ -21,6 +21,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/ipam"
+	"github.com/heraldlb/herald/controller/memberkey"
 )
 
 // Config is everything the controller binary is told.
@@ -45,6 +46,9 @@ type Config struct {
 	// client-go's 5 and 10.
 	QPS   float32
 	Burst int
+	// MemberlistSecret names the Secret, in LeaderElectionNamespace, holding the
+	// speakers' memberlist key; the leader creates it when missing. Empty: none.
+	MemberlistSecret string
 	// SkipNameValidation lets several controllers run in one process, as tests do.
 	SkipNameValidation bool
 	// IPAM configures the Service controller.
@@ -119,6 +123,31 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 	c := ipam.New(mgr, cs, cfg.IPAM)
 	if err := c.SetupWithManager(mgr); err != nil {
 		return nil, nil, err
+	}
+	if cfg.MemberlistSecret != "" {
+		if cfg.LeaderElectionNamespace == "" {
+			return nil, nil, fmt.Errorf("the memberlist Secret needs a namespace (--leader-elect-namespace or POD_NAMESPACE)")
+		}
+		log := cfg.Logger.WithName("memberkey")
+		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			// Retried, not fatal: the speakers wait for the key, and a transient
+			// API error must not restart the controller.
+			for {
+				err := memberkey.Ensure(ctx, cs, cfg.LeaderElectionNamespace, cfg.MemberlistSecret, log)
+				if err == nil {
+					return nil
+				}
+				log.Error(err, "Ensuring the memberlist key Secret; retrying in 5s")
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}))
+		if err != nil {
+			return nil, nil, fmt.Errorf("adding the memberlist key runnable: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, nil, fmt.Errorf("adding /healthz: %w", err)

@@ -247,3 +247,61 @@ func TestInvalidPoolsRefusedByCEL(t *testing.T) {
 	}
 	_ = k8s.Delete(context.Background(), ok)
 }
+
+func TestMemberlistKeySecret(t *testing.T) {
+	_, stop := startController(t, controllerOpts{memberSecret: "herald-memberlist-test"})
+	var key []byte
+	eventually(t, 10*time.Second, "memberlist Secret created", func() (bool, string) {
+		var s corev1.Secret
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "herald-memberlist-test"}, &s); err != nil {
+			return false, err.Error()
+		}
+		key = s.Data["secretkey"]
+		return len(key) == 32, fmt.Sprintf("%d bytes", len(key))
+	})
+	t.Cleanup(func() {
+		_ = k8s.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "herald-memberlist-test"}})
+	})
+	// A restarted controller keeps the key, or running speakers would split.
+	stop()
+	startController(t, controllerOpts{memberSecret: "herald-memberlist-test"})
+	createService(t, newNamespace(t, nil), "after-restart") // proves the new controller runs
+	time.Sleep(500 * time.Millisecond)
+	var s corev1.Secret
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "herald-memberlist-test"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data["secretkey"]) != string(key) {
+		t.Error("the memberlist key changed across a controller restart")
+	}
+}
+
+func TestInvalidL2AnnouncementsRefusedByCEL(t *testing.T) {
+	tests := []struct {
+		name string
+		spec heraldv1.L2AnnouncementSpec
+		want string
+	}{
+		{"both", heraldv1.L2AnnouncementSpec{IPPools: []string{"a"}, IPPoolSelector: &metav1.LabelSelector{}}, "set ipPools or ipPoolSelector, not both"},
+		{"iface", heraldv1.L2AnnouncementSpec{Interfaces: []string{"eth0/1"}}, "spec.interfaces[0]"},
+		{"long-iface", heraldv1.L2AnnouncementSpec{Interfaces: []string{"averyveryverylonginterface"}}, "spec.interfaces[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &heraldv1.L2Announcement{ObjectMeta: metav1.ObjectMeta{Name: "cel-" + tt.name}, Spec: tt.spec}
+			err := k8s.Create(context.Background(), a)
+			if err == nil {
+				_ = k8s.Delete(context.Background(), a)
+				t.Fatalf("API server accepted %+v", tt.spec)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v; want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	ok := &heraldv1.L2Announcement{ObjectMeta: metav1.ObjectMeta{Name: "cel-good"}, Spec: heraldv1.L2AnnouncementSpec{IPPools: []string{"default"}, Interfaces: []string{"eth0"}}}
+	if err := k8s.Create(context.Background(), ok); err != nil {
+		t.Fatalf("valid L2Announcement refused: %v", err)
+	}
+	_ = k8s.Delete(context.Background(), ok)
+}

@@ -88,6 +88,7 @@ func runMain(m *testing.M) int {
 type controllerOpts struct {
 	leaderElection bool
 	noClassless    bool
+	memberSecret   string
 	ipam           ipam.Options
 	logger         logr.Logger
 }
@@ -117,6 +118,7 @@ func startController(t testing.TB, o controllerOpts) (*ipam.Controller, func()) 
 		RetryPeriod:             300 * time.Millisecond,
 		IPAM:                    o.ipam,
 		SkipNameValidation:      true,
+		MemberlistSecret:        o.memberSecret,
 		Logger:                  o.logger,
 	}
 	cfg.IPAM.Classless = !o.noClassless
