@@ -1,5 +1,5 @@
 # herald's image: the controller now, the speaker when it lands.
-FROM golang:1.25 AS build
+FROM golang:1.26 AS build
 ARG VERSION=dev
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -1,0 +1,247 @@
+// Package membership keeps the speakers in one hashicorp/memberlist cluster (SWIM
+// gossip with failure detection) and tells the speaker who is alive. It decides
+// nothing: election is a pure function of the live set it reports.
+package membership
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/hashicorp/memberlist"
+)
+
+// Config configures a member.
+type Config struct {
+	// Name is this member's name: the Kubernetes node name.
+	Name string
+	// BindAddr and BindPort are where memberlist listens (UDP and TCP); the node
+	// IP and 7946 by default.
+	BindAddr string
+	BindPort int
+	// Key encrypts gossip (16, 24 or 32 bytes for AES-128/192/256). Nil runs
+	// unencrypted, which the speaker only allows when told to.
+	Key []byte
+	// Meta is what this member tells the others about itself (e.g. its MACs, so a
+	// probe answered by a fellow speaker is not taken for a conflict).
+	Meta Meta
+	// ProbeInterval, ProbeTimeout and SuspicionMult tune failure detection; zero
+	// values take Fast's.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
+	Logger        logr.Logger
+}
+
+// Fast are failure-detection timings for a LAN where a dead speaker must be noticed
+// in well under a second: a probe every 100 ms with a 50 ms timeout, and suspicion
+// lasting SuspicionMult × log10(n) probe intervals (200 ms at 3 to 10 nodes) before a
+// suspect is declared dead. memberlist's LAN defaults (1 s, 500 ms, 4) take about
+// 5 s.
+var Fast = struct {
+	ProbeInterval, ProbeTimeout time.Duration
+	SuspicionMult               int
+}{100 * time.Millisecond, 50 * time.Millisecond, 2}
+
+// Meta is published by each member in its memberlist node metadata.
+type Meta struct {
+	// MACs are the hardware addresses of the member's interfaces.
+	MACs []string `json:"macs,omitempty"`
+}
+
+// Member is a live member as others see it.
+type Member struct {
+	Name string
+	Addr net.IP
+	Meta Meta
+	// Since is when this member saw it join (or rejoin), for hold-downs.
+	Since time.Time
+}
+
+// Members is this speaker's view of the cluster.
+type Members struct {
+	list *memberlist.Memberlist
+	log  logr.Logger
+	meta []byte
+
+	// changed (capacity 1) signals that the live set changed.
+	changed chan struct{}
+
+	// mu guards the following fields.
+	mu    sync.Mutex
+	alive map[string]Member
+}
+
+// New starts a member; it is alone until Join.
+func New(cfg Config) (*Members, error) {
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("encoding member metadata: %w", err)
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("member metadata is %d bytes, over memberlist's %d", len(meta), memberlist.MetaMaxSize)
+	}
+	m := &Members{log: cfg.Logger, meta: meta, changed: make(chan struct{}, 1), alive: map[string]Member{}}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.Name
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertisePort = cfg.BindPort
+	mc.ProbeInterval, mc.ProbeTimeout, mc.SuspicionMult = Fast.ProbeInterval, Fast.ProbeTimeout, Fast.SuspicionMult
+	if cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = cfg.ProbeInterval
+	}
+	if cfg.ProbeTimeout > 0 {
+		mc.ProbeTimeout = cfg.ProbeTimeout
+	}
+	if cfg.SuspicionMult > 0 {
+		mc.SuspicionMult = cfg.SuspicionMult
+	}
+	// Gossip fast too, so a leave or a join reaches everyone within a few
+	// hundred milliseconds.
+	mc.GossipInterval = 50 * time.Millisecond
+	mc.PushPullInterval = 5 * time.Second
+	mc.SecretKey = cfg.Key
+	mc.Events = &events{m: m}
+	mc.Delegate = &delegate{m: m}
+	mc.Logger = log.New(logWriter{cfg.Logger}, "", 0)
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("starting memberlist on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	m.list = list
+	return m, nil
+}
+
+// Join contacts the given peers ("ip:port"); it reports how many answered. Joining
+// none is not an error for the first speaker of a cluster.
+func (m *Members) Join(peers []string) (int, error) {
+	if len(peers) == 0 {
+		return 0, nil
+	}
+	n, err := m.list.Join(peers)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("joining memberlist through %v: %w", peers, err)
+	}
+	return n, nil
+}
+
+// Alive returns the live members, this one included, sorted by name.
+func (m *Members) Alive() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.alive))
+	for _, mem := range m.alive {
+		out = append(out, mem)
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Changed signals (coalesced) whenever the live set changes.
+func (m *Members) Changed() <-chan struct{} { return m.changed }
+
+// Leave tells the others this member is going, waiting up to timeout for the
+// message to spread; the member keeps running until Shutdown.
+func (m *Members) Leave(timeout time.Duration) error {
+	if err := m.list.Leave(timeout); err != nil {
+		return fmt.Errorf("leaving memberlist: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the member. It is safe to call twice.
+func (m *Members) Shutdown() error {
+	if err := m.list.Shutdown(); err != nil {
+		return fmt.Errorf("stopping memberlist: %w", err)
+	}
+	return nil
+}
+
+func (m *Members) notify() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+type events struct{ m *Members }
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	var meta Meta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil && len(n.Meta) > 0 {
+		e.m.log.Info("Ignoring unreadable member metadata", "member", n.Name, "error", err.Error())
+	}
+	e.m.mu.Lock()
+	e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: meta, Since: time.Now()}
+	e.m.mu.Unlock()
+	e.m.log.V(1).Info("Member joined", "member", n.Name, "addr", n.Addr.String())
+	e.m.notify()
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.m.mu.Lock()
+	delete(e.m.alive, n.Name)
+	e.m.mu.Unlock()
+	e.m.log.Info("Member left or failed", "member", n.Name, "addr", n.Addr.String())
+	e.m.notify()
+}
+
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	var meta Meta
+	_ = json.Unmarshal(n.Meta, &meta)
+	e.m.mu.Lock()
+	if mem, ok := e.m.alive[n.Name]; ok {
+		mem.Meta = meta
+		e.m.alive[n.Name] = mem
+	}
+	e.m.mu.Unlock()
+	e.m.notify()
+}
+
+// delegate publishes this member's metadata; herald gossips nothing else.
+type delegate struct{ m *Members }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.m.meta) > limit {
+		return nil
+	}
+	return d.m.meta
+}
+func (d *delegate) NotifyMsg([]byte)                {}
+func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *delegate) LocalState(bool) []byte          { return nil }
+func (d *delegate) MergeRemoteState([]byte, bool)   {}
+
+// logWriter sends memberlist's standard-library log lines to logr at V(1): they
+// are chatty ("[DEBUG] memberlist: ...") and only useful when debugging.
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.V(1).Info("memberlist", "line", string(trimNewline(p)))
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+var _ io.Writer = logWriter{}

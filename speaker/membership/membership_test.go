@@ -1,0 +1,113 @@
+package membership
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func start(t *testing.T, name string, key []byte) (*Members, string) {
+	t.Helper()
+	port := freePort(t)
+	m, err := New(Config{Name: name, BindAddr: "127.0.0.1", BindPort: port, Key: key, Meta: Meta{MACs: []string{"02:00:00:00:00:0" + name[len(name)-1:]}}, Logger: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown() })
+	return m, fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+func names(ms []Member) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+func waitAlive(t *testing.T, m *Members, want string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if got := names(m.Alive()); got == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("alive = %q after %v; want %q", names(m.Alive()), within, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var key = []byte("0123456789abcdef0123456789abcdef")
+
+func TestJoinFailLeave(t *testing.T) {
+	a, addrA := start(t, "n1", key)
+	b, _ := start(t, "n2", key)
+	c, _ := start(t, "n3", key)
+	for _, m := range []*Members{b, c} {
+		if n, err := m.Join([]string{addrA}); err != nil || n != 1 {
+			t.Fatalf("Join = %d, %v", n, err)
+		}
+	}
+	for _, m := range []*Members{a, b, c} {
+		waitAlive(t, m, "n1,n2,n3", 5*time.Second)
+	}
+	if got := a.Alive()[1].Meta.MACs; len(got) != 1 || got[0] != "02:00:00:00:00:02" {
+		t.Errorf("n2's metadata as n1 sees it = %v", got)
+	}
+
+	// A graceful leave is seen at once.
+	if err := c.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Shutdown()
+	took := waitAlive(t, a, "n1,n2", 2*time.Second)
+	t.Logf("leave noticed after %v", took)
+
+	// A member that just stops answering (as after kill -9) is declared dead by
+	// the probes in well under a second with the Fast timings. The bound here is
+	// generous: CI machines are busy; the lab measures the real figure.
+	_ = b.Shutdown()
+	took = waitAlive(t, a, "n1", 3*time.Second)
+	t.Logf("failure noticed after %v", took)
+}
+
+func TestWrongKeyCannotJoin(t *testing.T) {
+	_, addrA := start(t, "n1", key)
+	b, _ := start(t, "n2", []byte("another key, 32 bytes long......"))
+	if n, err := b.Join([]string{addrA}); err == nil && n > 0 {
+		time.Sleep(300 * time.Millisecond)
+		if len(b.Alive()) > 1 {
+			t.Fatalf("a member with another key joined: %v", names(b.Alive()))
+		}
+	}
+}
+
+func TestChangedSignals(t *testing.T) {
+	a, addrA := start(t, "n1", nil)
+	<-a.Changed() // its own join
+	b, _ := start(t, "n2", nil)
+	if _, err := b.Join([]string{addrA}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Changed():
+	case <-time.After(3 * time.Second):
+		t.Fatal("no change signalled when a member joined")
+	}
+}
