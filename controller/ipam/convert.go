@@ -7,11 +7,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/internal/ipaddr"
+	"github.com/heraldlb/herald/internal/labelsel"
 )
 
 // poolFromCR turns an IPPool into the allocator's Pool. The error says what in the
@@ -44,14 +44,8 @@ func poolFromCR(p *heraldv1.IPPool) (allocator.Pool, error) {
 }
 
 func selector(ls *metav1.LabelSelector) (allocator.Selector, error) {
-	if ls == nil {
-		return nil, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(ls)
-	if err != nil {
-		return nil, err
-	}
-	return func(m map[string]string) bool { return sel.Matches(labels.Set(m)) }, nil
+	f, err := labelsel.Func(ls)
+	return allocator.Selector(f), err
 }
 
 // handles reports whether the controller is responsible for a Service: a
