@@ -54,6 +54,10 @@ var Fast = struct {
 type Meta struct {
 	// MACs are the hardware addresses of the member's interfaces.
 	MACs []string `json:"macs,omitempty"`
+	// Since is when the member last came up or rejoined after being cut off from
+	// every other member; elections hold a returning member down from it. It is
+	// set by the member itself, so every speaker agrees on it.
+	Since time.Time `json:"since"`
 }
 
 // Member is a live member as others see it.
@@ -69,7 +73,7 @@ type Member struct {
 type Members struct {
 	list *memberlist.Memberlist
 	log  logr.Logger
-	meta []byte
+	name string
 
 	// changed (capacity 1) signals that the live set changed.
 	changed chan struct{}
@@ -77,18 +81,20 @@ type Members struct {
 	// mu guards the following fields.
 	mu    sync.Mutex
 	alive map[string]Member
+	// self is this member's published metadata.
+	self Meta
 }
 
 // New starts a member; it is alone until Join.
 func New(cfg Config) (*Members, error) {
-	meta, err := json.Marshal(cfg.Meta)
-	if err != nil {
+	self := cfg.Meta
+	self.Since = time.Now()
+	if meta, err := json.Marshal(self); err != nil {
 		return nil, fmt.Errorf("encoding member metadata: %w", err)
-	}
-	if len(meta) > memberlist.MetaMaxSize {
+	} else if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("member metadata is %d bytes, over memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Members{log: cfg.Logger, meta: meta, changed: make(chan struct{}, 1), alive: map[string]Member{}}
+	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.BindAddr
@@ -187,8 +193,32 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	if err := json.Unmarshal(n.Meta, &meta); err != nil && len(n.Meta) > 0 {
 		e.m.log.Info("Ignoring unreadable member metadata", "member", n.Name, "error", err.Error())
 	}
+	now := time.Now()
 	e.m.mu.Lock()
-	e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: meta, Since: time.Now()}
+	if n.Name == e.m.name {
+		e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: e.m.self, Since: e.m.self.Since}
+		e.m.mu.Unlock()
+		e.m.notify()
+		return
+	}
+	// A member's own Since reaches us with its metadata, which may trail its
+	// rejoin by a gossip round; taking the later of it and when we saw the join
+	// keeps a returning member held down from the first moment.
+	since := meta.Since
+	if since.Before(now) {
+		since = now
+	}
+	rejoined := len(e.m.alive) == 1 // only this member was left: it was cut off
+	e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: meta, Since: since}
+	if rejoined {
+		// Back from being alone (or just started): from now on this member is
+		// the one returning, and the others must hold it down.
+		e.m.self.Since = now
+		self := e.m.alive[e.m.name]
+		self.Meta, self.Since = e.m.self, now
+		e.m.alive[e.m.name] = self
+		go func() { _ = e.m.list.UpdateNode(time.Second) }()
+	}
 	e.m.mu.Unlock()
 	e.m.log.V(1).Info("Member joined", "member", n.Name, "addr", n.Addr.String())
 	e.m.notify()
@@ -206,8 +236,11 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 	var meta Meta
 	_ = json.Unmarshal(n.Meta, &meta)
 	e.m.mu.Lock()
-	if mem, ok := e.m.alive[n.Name]; ok {
+	if mem, ok := e.m.alive[n.Name]; ok && n.Name != e.m.name {
 		mem.Meta = meta
+		if meta.Since.After(mem.Since) {
+			mem.Since = meta.Since
+		}
 		e.m.alive[n.Name] = mem
 	}
 	e.m.mu.Unlock()
@@ -218,10 +251,13 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 type delegate struct{ m *Members }
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	if len(d.m.meta) > limit {
+	d.m.mu.Lock()
+	meta, err := json.Marshal(d.m.self)
+	d.m.mu.Unlock()
+	if err != nil || len(meta) > limit {
 		return nil
 	}
-	return d.m.meta
+	return meta
 }
 func (d *delegate) NotifyMsg([]byte)                {}
 func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
