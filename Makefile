@@ -29,6 +29,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and manifests/install.yaml.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=manifests/crds
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controller/... output:rbac:dir=manifests/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=herald-speaker paths=./speaker/... output:rbac:dir=manifests/rbac/speaker
 	@hack/install-yaml.sh > manifests/install.yaml
 
 .PHONY: verify-gen
@@ -48,8 +49,9 @@ lint: ## gofmt check and go vet.
 	go vet -tags integration ./...
 
 .PHONY: build
-build: ## Build the controller binary into bin/.
+build: ## Build the controller and speaker binaries into bin/.
 	go build -o $(BIN)/herald-controller ./controller
+	go build -o $(BIN)/herald-speaker ./speaker
 
 ##@ Test
 

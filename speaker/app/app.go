@@ -1,0 +1,169 @@
+// Package app is the speaker: it watches the cluster, keeps the speakers in one
+// memberlist cluster, elects an owner for each layer 2 address and has the owner
+// answer ARP and NDP for it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/controller/memberkey"
+)
+
+// Config is everything the speaker binary is told.
+type Config struct {
+	// NodeName is the node this speaker runs on (from the pod's spec.nodeName).
+	NodeName string
+	// Namespace holds the memberlist key Secret.
+	Namespace string
+	// MemberlistSecret names the Secret with the memberlist key.
+	MemberlistSecret string
+	// Insecure allows running memberlist unencrypted when the Secret is missing.
+	Insecure bool
+	// BindAddr is the address memberlist binds; empty: the node's InternalIP.
+	BindAddr string
+	// MemberlistPort is memberlist's UDP and TCP port.
+	MemberlistPort int
+	// HoldDown keeps a returning node from taking addresses back at once.
+	HoldDown time.Duration
+	// HandOver bounds how long a stopping speaker keeps answering after it has
+	// left, so the new owner's announcement lands first.
+	HandOver time.Duration
+	// ProbeTimeout bounds the wait for an answer when probing an address before
+	// announcing it for the first time; zero skips probing.
+	ProbeTimeout time.Duration
+	// MetricsAddr and HealthAddr serve /metrics and /healthz ("0": off).
+	MetricsAddr, HealthAddr string
+	Logger                  logr.Logger
+}
+
+// Scheme returns the types the speaker reads.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, discoveryv1.AddToScheme, coordinationv1.AddToScheme, heraldv1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("building the scheme: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Run runs the speaker until ctx ends, then hands over and returns.
+func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
+	if cfg.NodeName == "" {
+		return fmt.Errorf("the node name is not set (NODE_NAME)")
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	key, err := loadKey(ctx, cs, cfg)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 cfg.Logger,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress: cfg.HealthAddr,
+		// The speaker's own shutdown (leave, hand over) happens inside its
+		// runnable; give it room.
+		GracefulShutdownTimeout: ptrDuration(cfg.HandOver + 10*time.Second),
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding /healthz: %w", err)
+	}
+	s := newSpeaker(mgr, cs, cfg, key)
+	if err := mgr.Add(s); err != nil {
+		return fmt.Errorf("adding the speaker: %w", err)
+	}
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the speaker: %w", err)
+	}
+	return nil
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// loadKey reads the memberlist key. Without it the speaker refuses to start, unless
+// told to run unencrypted: gossip decides who answers for addresses, and anyone on
+// the network could otherwise join it.
+func loadKey(ctx context.Context, cs kubernetes.Interface, cfg Config) ([]byte, error) {
+	if cfg.MemberlistSecret == "" {
+		if !cfg.Insecure {
+			return nil, fmt.Errorf("no memberlist Secret configured; set --memberlist-secret or --insecure-memberlist")
+		}
+		return nil, nil
+	}
+	var lastErr error
+	// The controller creates the Secret; a speaker that starts first waits a
+	// little rather than crash-looping.
+	for attempt := 0; attempt < 30; attempt++ {
+		s, err := cs.CoreV1().Secrets(cfg.Namespace).Get(ctx, cfg.MemberlistSecret, metav1.GetOptions{})
+		if err == nil {
+			k := s.Data[memberkey.DataKey]
+			if len(k) != 16 && len(k) != 24 && len(k) != 32 {
+				return nil, fmt.Errorf("secret %s/%s: %q holds %d bytes; want 16, 24 or 32", cfg.Namespace, cfg.MemberlistSecret, memberkey.DataKey, len(k))
+			}
+			return k, nil
+		}
+		lastErr = err
+		if apierrors.IsNotFound(err) && cfg.Insecure {
+			cfg.Logger.Info("No memberlist Secret; running unencrypted as told", "secret", cfg.Namespace+"/"+cfg.MemberlistSecret)
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil, fmt.Errorf("reading the memberlist key from secret %s/%s: %w", cfg.Namespace, cfg.MemberlistSecret, lastErr)
+}
+
+// nodeAddr returns the node's InternalIP (IPv4 preferred), where memberlist binds
+// and where the other speakers find it.
+func nodeAddr(n *corev1.Node) string {
+	var v6 string
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip := net.ParseIP(a.Address); ip != nil && ip.To4() != nil {
+			return a.Address
+		} else if ip != nil && v6 == "" {
+			v6 = a.Address
+		}
+	}
+	return v6
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

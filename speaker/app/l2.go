@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/heraldlb/herald/speaker/layer2"
+)
+
+// want is one address this node should answer for.
+type want struct {
+	addr       netip.Addr
+	interfaces []string // allow-list from the L2Announcements; empty: choose
+	// probe asks to check the link before the first announcement: the address
+	// is new to the cluster as this speaker has seen it (not a takeover).
+	probe bool
+}
+
+// appliedAddr is what became of a want.
+type appliedAddr struct {
+	iface    string // where it is answered; empty if not
+	conflict string // MAC of a foreign host answering for it
+}
+
+// conflictRetry is how long an address another host answered for stays
+// unannounced before it is probed again: long enough not to hammer the link, short
+// enough that freeing the address is noticed without a restart.
+const conflictRetry = 30 * time.Second
+
+// l2Announcer adapts layer2.Announcer to the speaker: interface choice, probing
+// before first announcements, conflict memory and metrics.
+type l2Announcer struct {
+	log          logr.Logger
+	ann          *layer2.Announcer
+	probeTimeout time.Duration
+	changed      <-chan struct{}
+	cancel       context.CancelFunc
+	// conflicts maps addresses a foreign host answered for to when to probe
+	// again. Only the speaker loop touches it.
+	conflicts map[netip.Addr]conflict
+	last      layer2.Stats
+}
+
+type conflict struct {
+	mac   string
+	retry time.Time
+}
+
+func newL2Announcer(log logr.Logger, probeTimeout time.Duration) (*l2Announcer, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := layer2.Watch(ctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watching network interfaces: %w", err)
+	}
+	return &l2Announcer{
+		log:          log.WithName("layer2"),
+		ann:          layer2.NewAnnouncer(layer2.Config{Logger: log.WithName("layer2")}),
+		probeTimeout: probeTimeout,
+		changed:      ch,
+		cancel:       cancel,
+		conflicts:    map[netip.Addr]conflict{},
+	}, nil
+}
+
+// Changed signals interface, address and route changes (netlink), after which the
+// choice of interfaces must be made again.
+func (l *l2Announcer) Changed() <-chan struct{} { return l.changed }
+
+// Set answers for exactly the wanted addresses and returns where each is answered,
+// or why not.
+func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[string]bool) map[netip.Addr]appliedAddr {
+	out := make(map[netip.Addr]appliedAddr, len(desired))
+	topo, err := layer2.ReadTopology()
+	if err != nil {
+		l.log.Error(err, "Reading network interfaces; keeping current announcements")
+		for a, i := range l.ann.Announced() {
+			out[a] = appliedAddr{iface: i}
+		}
+		return out
+	}
+	current := l.ann.Announced()
+	var ignore []net.HardwareAddr
+	for mac := range speakerMACs {
+		if hw, err := net.ParseMAC(mac); err == nil {
+			ignore = append(ignore, hw)
+		}
+	}
+	target := map[netip.Addr]string{}
+	now := time.Now()
+	for _, w := range desired {
+		choice, err := layer2.ChooseInterface(topo, w.addr, w.interfaces)
+		if err != nil {
+			l.log.Error(err, "No interface to announce on", "address", w.addr.String(), "allowed", w.interfaces)
+			continue
+		}
+		c, inConflict := l.conflicts[w.addr]
+		if inConflict && now.Before(c.retry) {
+			out[w.addr] = appliedAddr{conflict: c.mac}
+			continue
+		}
+		if _, answered := current[w.addr]; !answered && (w.probe || inConflict) && l.probeTimeout > 0 {
+			mac, err := l.ann.Probe(ctx, w.addr, choice.Interface, layer2.ProbeOptions{Wait: l.probeTimeout, Ignore: ignore})
+			if err != nil {
+				l.log.Error(err, "Probing before announcing; announcing anyway", "address", w.addr.String())
+			} else if mac != nil {
+				if !inConflict {
+					metricConflicts.Inc()
+					l.log.Info("Another host answers for the address; not announcing it", "address", w.addr.String(), "mac", mac.String())
+				}
+				l.conflicts[w.addr] = conflict{mac: mac.String(), retry: now.Add(conflictRetry)}
+				out[w.addr] = appliedAddr{conflict: mac.String()}
+				continue
+			}
+		}
+		delete(l.conflicts, w.addr)
+		target[w.addr] = choice.Interface
+		out[w.addr] = appliedAddr{iface: choice.Interface}
+	}
+	if err := l.ann.Set(target); err != nil {
+		l.log.Error(err, "Announcing; will retry at the next change")
+	}
+	announced := l.ann.Announced()
+	v4, v6 := 0, 0
+	for a := range announced {
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	for a, r := range out {
+		if r.iface != "" {
+			if _, ok := announced[a]; !ok {
+				out[a] = appliedAddr{}
+			}
+		}
+	}
+	metricAnnounced.WithLabelValues("IPv4").Set(float64(v4))
+	metricAnnounced.WithLabelValues("IPv6").Set(float64(v6))
+	st := l.ann.Stats()
+	metricL2.WithLabelValues("request").Add(float64(st.RequestsSeen - l.last.RequestsSeen))
+	metricL2.WithLabelValues("reply").Add(float64(st.RepliesSent - l.last.RepliesSent))
+	metricL2.WithLabelValues("gratuitous").Add(float64(st.GratuitousSent - l.last.GratuitousSent))
+	metricL2.WithLabelValues("probe").Add(float64(st.ProbesSent - l.last.ProbesSent))
+	l.last = st
+	return out
+}
+
+// Close stops answering for every address.
+func (l *l2Announcer) Close() error {
+	l.cancel()
+	return l.ann.Close()
+}

@@ -1,0 +1,29 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	metricMembers = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_speaker_members_alive",
+		Help: "Speakers this one sees alive in memberlist, itself included.",
+	})
+	metricAnnounced = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_announced_addresses",
+		Help: "Addresses this node answers ARP/NDP for, by family.",
+	}, []string{"family"})
+	metricConflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_address_conflicts_total",
+		Help: "Addresses not announced because another machine answered the probe for them.",
+	})
+	metricL2 = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_l2_packets_total",
+		Help: "Layer 2 packets by kind: requests seen, replies sent, gratuitous sent.",
+	}, []string{"kind"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(metricMembers, metricAnnounced, metricConflicts, metricL2)
+}
