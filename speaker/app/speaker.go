@@ -50,6 +50,10 @@ type speaker struct {
 	// owned maps each group key this node announces to what was announced, so
 	// Events are sent on changes only.
 	owned map[string]ownedGroup
+	// started is when the loop began; joined is set once another speaker was
+	// seen.
+	started time.Time
+	joined  bool
 	// seen holds every address of the last plan, whoever owned it: an address
 	// not in it is new to the cluster and is probed before it is announced; one
 	// in it is a takeover, which must not wait for a probe.
@@ -136,6 +140,7 @@ func (s *speaker) Start(ctx context.Context) error {
 		return err
 	}
 	s.members = members
+	s.started = time.Now()
 	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
 	s.join(ctx)
 
@@ -224,10 +229,22 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	res := election.Elect(in)
 
 	speakerMACs := map[string]bool{}
-	for _, m := range alive {
-		for _, mac := range m.Meta.MACs {
-			speakerMACs[strings.ToLower(mac)] = true
-		}
+	for _, mac := range s.members.KnownMACs() {
+		speakerMACs[strings.ToLower(mac)] = true
+	}
+	for _, mac := range localMACs() {
+		speakerMACs[strings.ToLower(mac)] = true
+	}
+	// Until it has heard another speaker, a starting speaker announces nothing
+	// (for at most a hold-down): alone, it would elect itself for every address
+	// and pull traffic from the nodes serving it. A lone node of a one-node
+	// cluster does not wait.
+	if len(alive) > 1 {
+		s.joined = true
+	}
+	if !s.joined && time.Since(s.started) < s.cfg.HoldDown && otherNodes(nodes, s.cfg.NodeName) {
+		s.log.V(1).Info("Not announcing until another speaker is heard", "waitUntil", s.started.Add(s.cfg.HoldDown))
+		return s.started.Add(s.cfg.HoldDown)
 	}
 	var desired []want
 	mine := map[string]plan.Group{}
@@ -319,6 +336,16 @@ func (s *speaker) handOver() {
 		s.log.Error(err, "Stopping memberlist")
 	}
 	s.log.Info("Handed over", "took", time.Since(start).String())
+}
+
+// otherNodes reports whether the cluster has a Ready node besides this one.
+func otherNodes(nodes []plan.Node, self string) bool {
+	for _, n := range nodes {
+		if n.Name != self && n.Ready {
+			return true
+		}
+	}
+	return false
 }
 
 func localMACs() []string {

@@ -41,14 +41,21 @@ type Config struct {
 }
 
 // Fast are failure-detection timings for a LAN where a dead speaker must be noticed
-// in well under a second: a probe every 100 ms with a 50 ms timeout, and suspicion
-// lasting SuspicionMult × log10(n) probe intervals (200 ms at 3 to 10 nodes) before a
-// suspect is declared dead. memberlist's LAN defaults (1 s, 500 ms, 4) take about
-// 5 s.
+// in under a second: a probe every 200 ms with a 100 ms timeout, and suspicion
+// lasting SuspicionMult × max(1, log10(n)) probe intervals (400 ms up to 10 nodes)
+// before a suspect is declared dead. Halving them (100 ms, 50 ms) detected faster
+// but falsely suspected live members of a busy 2-core lab; memberlist's LAN
+// defaults (1 s, 500 ms, 4) take about 5 s.
 var Fast = struct {
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
-}{100 * time.Millisecond, 50 * time.Millisecond, 2}
+}{200 * time.Millisecond, 100 * time.Millisecond, 2}
+
+// isolatedRefresh is how often a member that sees no other moves its Since to
+// "now", so that whenever it is heard again its metadata already says it is
+// returning: the others hold it down from the first moment, with no gossip round
+// in which they would give its addresses back early.
+const isolatedRefresh = 250 * time.Millisecond
 
 // Meta is published by each member in its memberlist node metadata.
 type Meta struct {
@@ -83,6 +90,14 @@ type Members struct {
 	alive map[string]Member
 	// self is this member's published metadata.
 	self Meta
+	// isolated is set while this member sees no other.
+	isolated bool
+	// done is closed by Shutdown.
+	done      chan struct{}
+	closeOnce sync.Once
+	// macs holds the MACs of every member seen since start, alive or not: a
+	// speaker that restarted may answer for an address before it has rejoined.
+	macs map[string]bool
 }
 
 // New starts a member; it is alone until Join.
@@ -94,7 +109,7 @@ func New(cfg Config) (*Members, error) {
 	} else if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("member metadata is %d bytes, over memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}}
+	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}, macs: map[string]bool{}, done: make(chan struct{})}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.BindAddr
@@ -159,6 +174,18 @@ func (m *Members) Alive() []Member {
 	return out
 }
 
+// KnownMACs returns the MACs of every speaker seen since this one started,
+// including ones now down: an answer from one of them is no foreign host.
+func (m *Members) KnownMACs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.macs))
+	for mac := range m.macs {
+		out = append(out, mac)
+	}
+	return out
+}
+
 // Changed signals (coalesced) whenever the live set changes.
 func (m *Members) Changed() <-chan struct{} { return m.changed }
 
@@ -171,8 +198,35 @@ func (m *Members) Leave(timeout time.Duration) error {
 	return nil
 }
 
+// whileIsolated keeps this member's Since at "now" while it sees no other.
+func (m *Members) whileIsolated() {
+	t := time.NewTicker(isolatedRefresh)
+	defer t.Stop()
+	for {
+		m.mu.Lock()
+		if len(m.alive) > 1 {
+			m.isolated = false
+			m.mu.Unlock()
+			return
+		}
+		m.self.Since = time.Now()
+		if self, ok := m.alive[m.name]; ok {
+			self.Meta, self.Since = m.self, m.self.Since
+			m.alive[m.name] = self
+		}
+		m.mu.Unlock()
+		_ = m.list.UpdateNode(0)
+		select {
+		case <-m.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Shutdown stops the member. It is safe to call twice.
 func (m *Members) Shutdown() error {
+	m.closeOnce.Do(func() { close(m.done) })
 	if err := m.list.Shutdown(); err != nil {
 		return fmt.Errorf("stopping memberlist: %w", err)
 	}
@@ -201,16 +255,16 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 		e.m.notify()
 		return
 	}
-	// A member's own Since reaches us with its metadata, which may trail its
-	// rejoin by a gossip round; taking the later of it and when we saw the join
-	// keeps a returning member held down from the first moment.
+	// Since comes from the member itself, so every speaker agrees on it: a
+	// member cut off from the others keeps its Since at "now" while it is alone
+	// (see isolated), so it returns carrying the time of its return.
 	since := meta.Since
-	if since.Before(now) {
-		since = now
-	}
 	rejoined := len(e.m.alive) == 1 // only this member was left: it was cut off
+	for _, mac := range meta.MACs {
+		e.m.macs[mac] = true
+	}
 	e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: meta, Since: since}
-	if rejoined {
+	if rejoined && !e.m.self.Since.IsZero() {
 		// Back from being alone (or just started): from now on this member is
 		// the one returning, and the others must hold it down.
 		e.m.self.Since = now
@@ -227,6 +281,10 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.m.mu.Lock()
 	delete(e.m.alive, n.Name)
+	if len(e.m.alive) == 1 && !e.m.isolated {
+		e.m.isolated = true
+		go e.m.whileIsolated()
+	}
 	e.m.mu.Unlock()
 	e.m.log.Info("Member left or failed", "member", n.Name, "addr", n.Addr.String())
 	e.m.notify()
@@ -236,6 +294,9 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 	var meta Meta
 	_ = json.Unmarshal(n.Meta, &meta)
 	e.m.mu.Lock()
+	for _, mac := range meta.MACs {
+		e.m.macs[mac] = true
+	}
 	if mem, ok := e.m.alive[n.Name]; ok && n.Name != e.m.name {
 		mem.Meta = meta
 		if meta.Since.After(mem.Since) {
