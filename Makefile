@@ -64,8 +64,8 @@ integration: kube-bins ## Tests against a real kube-apiserver and etcd (envtest)
 	go test $(GO_TEST_FLAGS) -tags integration -count=1 -timeout 20m ./controller/integration/...
 
 .PHONY: e2e
-e2e: ## End-to-end tests in the netns lab (root). The lab arrives with the layer 2 work.
-	@echo "e2e: no lab yet; the layer 2 issue brings it"
+e2e: kube-bins ## End-to-end tests in the netns lab (root; needs iproute2 iptables conntrack curl).
+	go test $(GO_TEST_FLAGS) -tags e2e -count=1 -timeout 20m -v ./e2e/... 2>&1 | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok)|_test.go:'; exit $${PIPESTATUS[0]}
 
 .PHONY: test
 test: verify-gen lint unit integration e2e ## Everything CI runs.

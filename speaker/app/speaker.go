@@ -21,6 +21,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/speaker/election"
+	"github.com/heraldlb/herald/speaker/layer2"
 	"github.com/heraldlb/herald/speaker/membership"
 	"github.com/heraldlb/herald/speaker/plan"
 )
@@ -54,6 +55,8 @@ type speaker struct {
 	// seen.
 	started time.Time
 	joined  bool
+	// linkWasUp is whether some usable link was up at the last netlink change.
+	linkWasUp bool
 	// seen holds every address of the last plan, whoever owned it: an address
 	// not in it is new to the cluster and is probed before it is announced; one
 	// in it is a takeover, which must not wait for a probe.
@@ -141,6 +144,7 @@ func (s *speaker) Start(ctx context.Context) error {
 	}
 	s.members = members
 	s.started = time.Now()
+	s.linkWasUp = linkUp()
 	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
 	s.join(ctx)
 
@@ -163,6 +167,14 @@ func (s *speaker) Start(ctx context.Context) error {
 		case <-recheckC():
 			recheck = nil
 		case <-l2.Changed():
+			// A node whose links all went down was cut off, whatever memberlist
+			// has noticed yet: when a link comes back, it says it has returned.
+			up := linkUp()
+			if up && !s.linkWasUp {
+				s.log.Info("Network link is back; holding down before taking addresses back")
+				members.MarkReturned()
+			}
+			s.linkWasUp = up
 		case <-rejoin.C:
 			s.join(ctx)
 			continue
@@ -336,6 +348,20 @@ func (s *speaker) handOver() {
 		s.log.Error(err, "Stopping memberlist")
 	}
 	s.log.Info("Handed over", "took", time.Since(start).String())
+}
+
+// linkUp reports whether some non-loopback link with an address is up.
+func linkUp() bool {
+	topo, err := layer2.ReadTopology()
+	if err != nil {
+		return true // unknown: do not claim a return that did not happen
+	}
+	for _, l := range topo.Links {
+		if l.Up && !l.Loopback && len(l.Prefixes) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // otherNodes reports whether the cluster has a Ready node besides this one.

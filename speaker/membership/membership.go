@@ -81,6 +81,8 @@ type Members struct {
 	list *memberlist.Memberlist
 	log  logr.Logger
 	name string
+	// queue carries "member returned" messages by gossip.
+	queue *memberlist.TransmitLimitedQueue
 
 	// changed (capacity 1) signals that the live set changed.
 	changed chan struct{}
@@ -92,6 +94,11 @@ type Members struct {
 	self Meta
 	// isolated is set while this member sees no other.
 	isolated bool
+	// leftAt is when this member saw each other member fail or leave.
+	leftAt map[string]time.Time
+	// returnedAt is the latest return time announced for each member (see
+	// returned), kept for members whose join has not been seen yet.
+	returnedAt map[string]time.Time
 	// done is closed by Shutdown.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -109,7 +116,8 @@ func New(cfg Config) (*Members, error) {
 	} else if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("member metadata is %d bytes, over memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}, macs: map[string]bool{}, done: make(chan struct{})}
+	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}, macs: map[string]bool{}, done: make(chan struct{}),
+		leftAt: map[string]time.Time{}, returnedAt: map[string]time.Time{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.BindAddr
@@ -138,6 +146,7 @@ func New(cfg Config) (*Members, error) {
 		return nil, fmt.Errorf("starting memberlist on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
 	m.list = list
+	m.queue = &memberlist.TransmitLimitedQueue{NumNodes: list.NumMembers, RetransmitMult: 3}
 	return m, nil
 }
 
@@ -196,6 +205,64 @@ func (m *Members) Leave(timeout time.Duration) error {
 		return fmt.Errorf("leaving memberlist: %w", err)
 	}
 	return nil
+}
+
+// selfDoubt is how long after this member started or returned it does not trust
+// its own view of others' failures: the suspicions it raised while cut off end
+// after its return, and would make it announce returns of members that never left.
+const selfDoubt = 3 * time.Second
+
+// MarkReturned says this member was cut off and is back (its link came up again):
+// its Since moves to now and every member learns so by gossip, so it does not take
+// addresses back before its hold-down, even if nobody noticed it was gone.
+func (m *Members) MarkReturned() {
+	m.mu.Lock()
+	m.queueReturn(m.name, time.Now())
+	m.mu.Unlock()
+	m.notify()
+}
+
+// returnMsg says a member came back at a time: see NotifyJoin.
+type returnMsg struct {
+	Member string    `json:"returned"`
+	At     time.Time `json:"at"`
+}
+
+type returnBroadcast []byte
+
+func (b returnBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
+func (b returnBroadcast) Message() []byte                       { return b }
+func (b returnBroadcast) Finished()                             {}
+
+// queueReturn gossips that member came back at, and applies it here. mu is held.
+func (m *Members) queueReturn(member string, at time.Time) {
+	if b, err := json.Marshal(returnMsg{member, at}); err == nil {
+		m.queue.QueueBroadcast(returnBroadcast(b))
+	}
+	m.applyReturnLocked(member, at)
+}
+
+// applyReturnLocked records that member came back at: its Since moves up to at.
+// For this member itself that means publishing the new Since.
+func (m *Members) applyReturnLocked(member string, at time.Time) {
+	if prev := m.returnedAt[member]; at.After(prev) {
+		m.returnedAt[member] = at
+	}
+	if member == m.name {
+		if at.After(m.self.Since) {
+			m.self.Since = at
+			if self, ok := m.alive[m.name]; ok {
+				self.Meta, self.Since = m.self, at
+				m.alive[m.name] = self
+			}
+			go func() { _ = m.list.UpdateNode(0) }()
+		}
+		return
+	}
+	if mem, ok := m.alive[member]; ok && at.After(mem.Since) {
+		mem.Since = at
+		m.alive[member] = mem
+	}
 }
 
 // whileIsolated keeps this member's Since at "now" while it sees no other.
@@ -260,6 +327,16 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	// (see isolated), so it returns carrying the time of its return.
 	since := meta.Since
 	rejoined := len(e.m.alive) == 1 // only this member was left: it was cut off
+	// A member we saw fail that comes back with an older Since has been cut off
+	// without noticing it (a short cut, or a false suspicion). Its return time
+	// is gossiped, so it and everyone else hold it down alike.
+	if left, ok := e.m.leftAt[n.Name]; ok && !since.After(left) && now.Sub(e.m.self.Since) > selfDoubt {
+		since = now
+		e.m.queueReturn(n.Name, now)
+	}
+	if at := e.m.returnedAt[n.Name]; at.After(since) {
+		since = at
+	}
 	for _, mac := range meta.MACs {
 		e.m.macs[mac] = true
 	}
@@ -281,6 +358,7 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.m.mu.Lock()
 	delete(e.m.alive, n.Name)
+	e.m.leftAt[n.Name] = time.Now()
 	if len(e.m.alive) == 1 && !e.m.isolated {
 		e.m.isolated = true
 		go e.m.whileIsolated()
@@ -320,8 +398,19 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	}
 	return meta
 }
-func (d *delegate) NotifyMsg([]byte)                {}
-func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *delegate) NotifyMsg(b []byte) {
+	var r returnMsg
+	if err := json.Unmarshal(b, &r); err != nil || r.Member == "" {
+		return
+	}
+	d.m.mu.Lock()
+	d.m.applyReturnLocked(r.Member, r.At)
+	d.m.mu.Unlock()
+	d.m.notify()
+}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.m.queue.GetBroadcasts(overhead, limit)
+}
 func (d *delegate) LocalState(bool) []byte          { return nil }
 func (d *delegate) MergeRemoteState([]byte, bool)   {}
 
