@@ -53,6 +53,16 @@ build: ## Build the controller and speaker binaries into bin/.
 	go build -o $(BIN)/herald-controller ./controller
 	go build -o $(BIN)/herald-speaker ./speaker
 
+##@ Demo
+
+.PHONY: demo
+demo: ## As root: the lab, a Service going from <pending> to an address curl reaches.
+	@hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Tear the demo lab down (nothing is left on the machine).
+	go run ./e2e/cmd/lab down
+
 ##@ Test
 
 .PHONY: unit
@@ -68,7 +78,7 @@ e2e: kube-bins ## End-to-end tests in the netns lab (root; needs iproute2 iptabl
 	go test $(GO_TEST_FLAGS) -tags e2e -count=1 -timeout 20m -v ./e2e/... 2>&1 | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok)|_test.go:'; exit $${PIPESTATUS[0]}
 
 .PHONY: test
-test: verify-gen lint unit integration e2e ## Everything CI runs.
+test: verify-gen lint unit integration e2e ## Everything CI runs (e2e needs root).
 
 .PHONY: bench
 bench: kube-bins ## Benchmarks: allocator, and Service → IP against a real API server.

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# make demo: on a Debian machine, as root, show a LoadBalancer Service going from
+# <pending> to a reachable address, in the netns lab (nothing leaves the machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "make demo builds network namespaces: run it as root" >&2
+  exit 1
+fi
+missing=()
+for c in ip iptables conntrack curl; do command -v "$c" >/dev/null || missing+=("$c"); done
+if ((${#missing[@]})); then
+  say "Installing what the lab needs (iproute2 iptables conntrack curl)"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2 iptables conntrack curl
+fi
+
+say "Building herald and the Kubernetes parts (etcd, kube-apiserver, kube-proxy, kubectl)"
+make -s kube-bins build
+
+say "Starting the lab: 3 nodes with kube-proxy and a herald speaker, an API server with the herald controller, a client"
+go run ./e2e/cmd/lab up >/dev/null
+export KUBECONFIG=/tmp/herald-lab/kubeconfig
+K=bin/k8s/kubectl
+go run ./e2e/cmd/demo pods
+
+say "A LoadBalancer Service with no pool yet"
+$K apply -f - <<'YAML'
+apiVersion: v1
+kind: Service
+metadata:
+  name: whoami
+  namespace: default
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  ipFamilies: [IPv4, IPv6]
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+YAML
+go run ./e2e/cmd/demo endpoints
+sleep 1
+$K get svc whoami
+echo
+$K get svc whoami -o jsonpath='{.status.conditions[0].reason}: {.status.conditions[0].message}{"\n"}'
+
+say "Adding an IPPool and an L2Announcement (manifests/examples/l2.yaml)"
+$K apply -f manifests/examples/l2.yaml
+for _ in $(seq 50); do
+  ip=$($K get svc whoami -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+  [ -n "$ip" ] && break
+  sleep 0.2
+done
+$K get svc whoami
+$K get ippools
+
+# The speaker probes a new address (about 100 ms) before it answers for it.
+for _ in $(seq 30); do
+  ip netns exec lab-client curl -s --max-time 1 -o /dev/null "http://$ip/" && break
+  sleep 0.2
+done
+
+say "curl from the client namespace (the laptop), 6 times"
+ok=0
+for _ in 1 2 3 4 5 6; do
+  if out=$(ip netns exec lab-client curl -s --max-time 3 "http://$ip/"); then
+    echo "  $out"; ok=$((ok + 1))
+  else
+    echo "  (failed)"
+  fi
+done
+ip netns exec lab-client ip neigh show "$ip" | sed 's/^/  neighbour: /'
+$K get events --field-selector involvedObject.name=whoami -o custom-columns=REASON:.reason,MESSAGE:.message | sed 's/^/  /'
+
+cat <<MSG
+
+Explore:   export KUBECONFIG=/tmp/herald-lab/kubeconfig; $PWD/bin/k8s/kubectl get svc,ippools,l2announcements
+           go run ./e2e/cmd/lab exec lab-client curl http://$ip/
+Stop:      make demo-down
+MSG
+[ "$ok" -gt 0 ]
