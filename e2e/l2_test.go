@@ -33,7 +33,7 @@ const holdDown = 4 * time.Second
 
 // heraldLab brings up the lab with the controller and a speaker per node, built
 // from this tree, and the example pool and L2Announcement applied.
-func heraldLab(t *testing.T) *lab.Lab {
+func heraldLab(t testing.TB) *lab.Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the e2e lab needs root")
@@ -85,7 +85,7 @@ func heraldLab(t *testing.T) *lab.Lab {
 
 // whoamiService creates pods (one per named node) and a dual-stack LoadBalancer
 // Service in front of them, and returns the Service's addresses once assigned.
-func whoamiService(t *testing.T, l *lab.Lab, ns, name string, local bool, nodes ...string) []string {
+func whoamiService(t testing.TB, l *lab.Lab, ns, name string, local bool, nodes ...string) []string {
 	t.Helper()
 	ctx := context.Background()
 	cs := l.Client()
@@ -124,7 +124,7 @@ func whoamiService(t *testing.T, l *lab.Lab, ns, name string, local bool, nodes 
 	return ips
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -150,7 +150,7 @@ func url(ip string) string {
 }
 
 // announcer returns the node whose latest Announcing Event names the Service.
-func announcer(t *testing.T, cs kubernetes.Interface, ns, name string) string {
+func announcer(t testing.TB, cs kubernetes.Interface, ns, name string) string {
 	t.Helper()
 	evs, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=Announcing"})
 	if err != nil {
@@ -194,7 +194,7 @@ func nodeOfMAC(l *lab.Lab, mac string) string {
 var anyWhoami = regexp.MustCompile(`^pod=\S+ node=node[0-9]+\n$`)
 
 // expectReply curls u from the client until a pod answers, for at most 15 s.
-func expectReply(t *testing.T, l *lab.Lab, u string) {
+func expectReply(t testing.TB, l *lab.Lab, u string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -214,7 +214,7 @@ func expectReply(t *testing.T, l *lab.Lab, u string) {
 
 // servedBy curls ip until it answers and returns the node the client's neighbour
 // entry points at.
-func servedBy(t *testing.T, l *lab.Lab, ip string) string {
+func servedBy(t testing.TB, l *lab.Lab, ip string) string {
 	t.Helper()
 	expectReply(t, l, url(ip))
 	return nodeOfMAC(l, neighMAC(l, ip))
@@ -222,7 +222,7 @@ func servedBy(t *testing.T, l *lab.Lab, ip string) string {
 
 // resolvedOwner flushes the client's neighbour entry for ip, curls it and returns
 // the node whose MAC answered the fresh ARP/NDP resolution: the current owner.
-func resolvedOwner(t *testing.T, l *lab.Lab, ip string) string {
+func resolvedOwner(t testing.TB, l *lab.Lab, ip string) string {
 	t.Helper()
 	_, _ = l.Exec(lab.NSClient, "ip", "neigh", "flush", "to", ip)
 	return servedBy(t, l, ip)
@@ -230,7 +230,7 @@ func resolvedOwner(t *testing.T, l *lab.Lab, ip string) string {
 
 // updateService changes a Service, retrying when the controller's status write got
 // there first.
-func updateService(t *testing.T, cs kubernetes.Interface, ns, name string, change func(*corev1.Service)) {
+func updateService(t testing.TB, cs kubernetes.Interface, ns, name string, change func(*corev1.Service)) {
 	t.Helper()
 	ctx := context.Background()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {

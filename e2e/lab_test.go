@@ -204,7 +204,7 @@ func TestLab(t *testing.T) {
 
 // createService (re)creates a dual-stack Service selecting nothing (the lab writes
 // its EndpointSlices), port 80 to the pods' 8080, and returns it as created.
-func createService(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string, typ corev1.ServiceType) *corev1.Service {
+func createService(ctx context.Context, t testing.TB, cs kubernetes.Interface, ns, name string, typ corev1.ServiceType) *corev1.Service {
 	t.Helper()
 	err := cs.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -1,0 +1,187 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/heraldlb/herald/e2e/lab"
+)
+
+// benchLine prints a `make bench` line and appends it to $HERALD_BENCH_OUT.
+func benchLine(b *testing.B, name string, value float64, unit string) {
+	line := fmt.Sprintf("bench: %s %.1f %s", name, value, unit)
+	b.Log(line)
+	fmt.Println(line)
+	if out := os.Getenv("HERALD_BENCH_OUT"); out != "" {
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintln(f, line)
+			f.Close()
+		}
+	}
+}
+
+// freshAnswer reports whether a fresh resolution of ip (neighbour entry flushed)
+// reaches a pod, and through which node.
+func freshAnswer(l *lab.Lab, ip string) (string, bool) {
+	_, _ = l.Exec(lab.NSClient, "ip", "neigh", "flush", "to", ip)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	out, err := l.ExecContext(ctx, lab.NSClient, "curl", "-s", "--fail", "--max-time", "0.3", url(ip))
+	if err != nil || !anyWhoami.MatchString(out) {
+		return "", false
+	}
+	return nodeOfMAC(l, neighMAC(l, ip)), true
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkLayer2 measures the layer 2 figures of DESIGN.md in the lab. b.N is
+// ignored: each measure has its own repetitions.
+func BenchmarkLayer2(b *testing.B) {
+	l := heraldLab(b)
+	ctx := context.Background()
+	cs := l.Client()
+	ip := whoamiService(b, l, "bench", "web", false, l.NodeNames()...)[0]
+
+	// kill -9 of the owner, 10 times: time until a fresh resolution answers from
+	// another node (the dead speaker's node still forwards traffic through its
+	// kube-proxy, so requests to it do not fail; clients that re-resolve must find
+	// the new owner).
+	var failovers []time.Duration
+	for i := 0; i < 10; i++ {
+		owner := resolvedOwner(b, l, ip)
+		start := time.Now()
+		if err := l.KillSpeaker(owner, syscall.SIGKILL); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if n, ok := freshAnswer(l, ip); ok && n != owner && n != "" {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("no new owner 10 s after killing %s", owner)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		failovers = append(failovers, time.Since(start))
+		if err := l.StartSpeaker(ctx, owner); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(holdDown + 2*time.Second) // let it settle and take its address back
+	}
+	benchLine(b, "l2-failover-kill9-median", ms(median(failovers)), "ms")
+	benchLine(b, "l2-failover-kill9-worst-of-10", ms(slices.Max(failovers)), "ms")
+
+	// SIGTERM: requests every 20 ms, failures counted.
+	owner := resolvedOwner(b, l, ip)
+	p := startProbe(l, ip)
+	time.Sleep(500 * time.Millisecond)
+	if err := l.KillSpeaker(owner, syscall.SIGTERM); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	ok, failed, _ := p.finish()
+	benchLine(b, "l2-graceful-failed-requests", float64(failed), fmt.Sprintf("of-%d", ok+failed))
+	if err := l.StartSpeaker(ctx, owner); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(holdDown + 2*time.Second)
+
+	// Link cut: requests every 20 ms; the outage is first to last failure. The
+	// lab runs no controller-manager to mark the cut node's pod unready, so the
+	// Service's endpoints are first moved off the owner: what is measured is the
+	// address moving, not kube-proxy sending to an unreachable pod.
+	owner = resolvedOwner(b, l, ip)
+	var others []string
+	for i, n := range l.NodeNames() {
+		if n != owner {
+			others = append(others, fmt.Sprintf("web-%d", i+1))
+		}
+	}
+	if err := l.SetEndpoints(ctx, "web", "bench", others...); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	p = startProbe(l, ip)
+	time.Sleep(300 * time.Millisecond)
+	if err := l.CutLink(owner); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	_, failed, outage := p.finish()
+	if err := l.RestoreLink(owner); err != nil {
+		b.Fatal(err)
+	}
+	benchLine(b, "l2-link-cut-outage", ms(outage), fmt.Sprintf("ms(%d-failed-requests)", failed))
+
+	// Address assigned → first answer, over 20 new Services.
+	var lat []time.Duration
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("first-%d", i)
+		createService(ctx, b, cs, "bench", name, "LoadBalancer")
+		if err := l.SetEndpoints(ctx, name, "bench", "web-1"); err != nil {
+			b.Fatal(err)
+		}
+		var addr string
+		var assigned time.Time
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			s, err := cs.CoreV1().Services("bench").Get(ctx, name, metav1.GetOptions{})
+			if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+				addr, assigned = s.Status.LoadBalancer.Ingress[0].IP, time.Now()
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for {
+			if _, ok := freshAnswer(l, addr); ok {
+				break
+			}
+			if time.Since(assigned) > 10*time.Second {
+				b.Fatalf("%s never answered", addr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(assigned))
+		_ = cs.CoreV1().Services("bench").Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	slices.Sort(lat)
+	benchLine(b, "l2-assigned-to-answer-median", ms(lat[len(lat)/2]), "ms")
+	benchLine(b, "l2-assigned-to-answer-p95", ms(lat[len(lat)*95/100]), "ms")
+
+	// Speaker resident memory.
+	var worst float64
+	for _, ps := range l.Processes() {
+		if !strings.HasPrefix(ps.Name, "speaker-") || !ps.Running {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", ps.PID))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(st), "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				worst = max(worst, kb/1024)
+			}
+		}
+	}
+	benchLine(b, "l2-speaker-rss-max", worst, "MB")
+}
