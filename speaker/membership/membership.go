@@ -411,8 +411,8 @@ func (d *delegate) NotifyMsg(b []byte) {
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.m.queue.GetBroadcasts(overhead, limit)
 }
-func (d *delegate) LocalState(bool) []byte          { return nil }
-func (d *delegate) MergeRemoteState([]byte, bool)   {}
+func (d *delegate) LocalState(bool) []byte        { return nil }
+func (d *delegate) MergeRemoteState([]byte, bool) {}
 
 // logWriter sends memberlist's standard-library log lines to logr at V(1): they
 // are chatty ("[DEBUG] memberlist: ...") and only useful when debugging.
