@@ -474,6 +474,28 @@ func TestLayer2(t *testing.T) {
 		}
 	})
 
+	t.Run("a node outside the nodeSelector never announces", func(t *testing.T) {
+		ctx := context.Background()
+		patch := []byte(`{"metadata":{"labels":{"herald-e2e/announce":"yes"}}}`)
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, "node3", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		sel := []byte(`{"spec":{"nodeSelector":{"matchLabels":{"herald-e2e/announce":"yes"}}}}`)
+		if out, err := l.Kubectl("patch", "l2announcement", "lan", "--type=merge", "-p", string(sel)); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		defer func() {
+			_, _ = l.Kubectl("patch", "l2announcement", "lan", "--type=json", "-p", `[{"op":"remove","path":"/spec/nodeSelector"}]`)
+		}()
+		ips := whoamiService(t, l, "l2", "selected", false, "node1", "node2", "node3")
+		for _, ip := range ips {
+			waitFor(t, 10*time.Second, "node3 to answer for "+ip, func() (bool, string) {
+				n := resolvedOwner(t, l, ip)
+				return n == "node3", n
+			})
+		}
+	})
+
 	t.Run("an address a foreign host answers for is not announced", func(t *testing.T) {
 		// The client itself takes 10.77.0.220, the pool's last address, before a
 		// Service asks for it.
