@@ -22,6 +22,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/ipam"
 	"github.com/heraldlb/herald/controller/memberkey"
+	"github.com/heraldlb/herald/internal/slim"
 )
 
 // Config is everything the controller binary is told.
@@ -100,7 +101,7 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 			// controller never reads them; Services and Namespaces are cut
 			// further to the fields the controller reads.
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         ipam.CacheOptions(),
+			ByObject:         slim.CacheOptions(),
 		},
 	}
 	if cfg.LeaseDuration > 0 {

@@ -12,6 +12,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/slim"
 )
 
 func svc(mod func(*corev1.Service)) *corev1.Service {
@@ -161,7 +162,7 @@ func TestSlimServiceKeepsWhatTheControllerReads(t *testing.T) {
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.0.0.9"}}
 		s.Status.Conditions = []metav1.Condition{{Type: heraldv1.ConditionIPAllocated, Status: metav1.ConditionTrue}}
 	})
-	out, err := slimService(full)
+	out, err := slim.Service(full)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/memberkey"
+	"github.com/heraldlb/herald/internal/slim"
 )
 
 // Config is everything the speaker binary is told.
@@ -93,6 +94,7 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		GracefulShutdownTimeout: ptrDuration(cfg.HandOver + 10*time.Second),
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         slim.CacheOptions(),
 		},
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -93,6 +94,13 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 	}
 	target := map[netip.Addr]string{}
 	now := time.Now()
+	type probed struct {
+		w     want
+		iface string
+		mac   net.HardwareAddr
+		err   error
+	}
+	var probes []*probed
 	for _, w := range desired {
 		choice, err := layer2.ChooseInterface(topo, w.addr, w.interfaces)
 		if err != nil {
@@ -105,22 +113,42 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 			continue
 		}
 		if _, answered := current[w.addr]; !answered && (w.probe || inConflict) && l.probeTimeout > 0 {
-			mac, err := l.ann.Probe(ctx, w.addr, choice.Interface, layer2.ProbeOptions{Wait: l.probeTimeout, Ignore: ignore})
-			if err != nil {
-				l.log.Error(err, "Probing before announcing; announcing anyway", "address", w.addr.String())
-			} else if mac != nil {
-				if !inConflict {
-					metricConflicts.Inc()
-					l.log.Info("Another host answers for the address; not announcing it", "address", w.addr.String(), "mac", mac.String())
-				}
-				l.conflicts[w.addr] = conflict{mac: mac.String(), retry: now.Add(conflictRetry)}
-				out[w.addr] = appliedAddr{conflict: mac.String()}
-				continue
-			}
+			probes = append(probes, &probed{w: w, iface: choice.Interface})
+			continue
 		}
 		delete(l.conflicts, w.addr)
 		target[w.addr] = choice.Interface
 		out[w.addr] = appliedAddr{iface: choice.Interface}
+	}
+	// Probes wait for an answer that normally never comes; run them together so
+	// a dual-stack Service, or a burst of new ones, waits one probe time, not one
+	// per address.
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.mac, p.err = l.ann.Probe(ctx, p.w.addr, p.iface, layer2.ProbeOptions{Wait: l.probeTimeout, Ignore: ignore})
+		}()
+	}
+	wg.Wait()
+	for _, p := range probes {
+		_, inConflict := l.conflicts[p.w.addr]
+		switch {
+		case p.err != nil:
+			l.log.Error(p.err, "Probing before announcing; announcing anyway", "address", p.w.addr.String())
+		case p.mac != nil:
+			if !inConflict {
+				metricConflicts.Inc()
+				l.log.Info("Another host answers for the address; not announcing it", "address", p.w.addr.String(), "mac", p.mac.String())
+			}
+			l.conflicts[p.w.addr] = conflict{mac: p.mac.String(), retry: now.Add(conflictRetry)}
+			out[p.w.addr] = appliedAddr{conflict: p.mac.String()}
+			continue
+		}
+		delete(l.conflicts, p.w.addr)
+		target[p.w.addr] = p.iface
+		out[p.w.addr] = appliedAddr{iface: p.iface}
 	}
 	if err := l.ann.Set(target); err != nil {
 		l.log.Error(err, "Announcing; will retry at the next change")
