@@ -305,3 +305,26 @@ func TestInvalidL2AnnouncementsRefusedByCEL(t *testing.T) {
 	}
 	_ = k8s.Delete(context.Background(), ok)
 }
+
+func TestL2AnnouncementStatus(t *testing.T) {
+	startController(t, controllerOpts{})
+	a := &heraldv1.L2Announcement{ObjectMeta: metav1.ObjectMeta{Name: "l2-status"}, Spec: heraldv1.L2AnnouncementSpec{IPPools: []string{"l2-status-pool"}}}
+	if err := k8s.Create(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), a) })
+	ready := func(status metav1.ConditionStatus, reason, msg string) {
+		t.Helper()
+		eventually(t, 10*time.Second, fmt.Sprintf("L2Announcement Ready=%s/%s", status, reason), func() (bool, string) {
+			var got heraldv1.L2Announcement
+			if err := k8s.Get(context.Background(), client.ObjectKey{Name: "l2-status"}, &got); err != nil {
+				return false, err.Error()
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, "Ready")
+			return c != nil && c.Status == status && c.Reason == reason && strings.Contains(c.Message, msg), fmt.Sprintf("%+v", c)
+		})
+	}
+	ready(metav1.ConditionFalse, "NoPool", "IPPools not found: l2-status-pool")
+	createPool(t, "l2-status-pool", pools("10.215.0.0/30"))
+	ready(metav1.ConditionTrue, "Valid", "covers IPPools l2-status-pool")
+}

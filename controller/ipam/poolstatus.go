@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
@@ -22,19 +23,21 @@ import (
 // assignments change, after PoolStatusDelay, so a burst of allocations costs one
 // write per pool rather than one per Service.
 func (c *Controller) runPoolStatus(ctx context.Context) error {
-	inf, err := c.informers.GetInformer(ctx, &heraldv1.IPPool{})
-	if err != nil {
-		return fmt.Errorf("watching IPPools for status: %w", err)
+	for _, o := range []client.Object{&heraldv1.IPPool{}, &heraldv1.L2Announcement{}} {
+		inf, err := c.informers.GetInformer(ctx, o)
+		if err != nil {
+			return fmt.Errorf("watching %T for status: %w", o, err)
+		}
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { c.markPoolsDirty() },
+			UpdateFunc: func(any, any) { c.markPoolsDirty() },
+			DeleteFunc: func(any) { c.markPoolsDirty() },
+		})
+		if err != nil {
+			return fmt.Errorf("watching %T for status: %w", o, err)
+		}
+		defer func() { _ = inf.RemoveEventHandler(reg) }()
 	}
-	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.markPoolsDirty() },
-		UpdateFunc: func(any, any) { c.markPoolsDirty() },
-		DeleteFunc: func(any) { c.markPoolsDirty() },
-	})
-	if err != nil {
-		return fmt.Errorf("watching IPPools for status: %w", err)
-	}
-	defer func() { _ = inf.RemoveEventHandler(reg) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -87,6 +90,9 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 	c.mu.Unlock()
 
 	var errs []string
+	if err := c.writeL2Statuses(ctx, list.Items); err != nil {
+		errs = append(errs, err.Error())
+	}
 	for _, u := range updates {
 		err := c.client.Status().Update(ctx, u.pool)
 		if apierrors.IsNotFound(err) {
