@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/internal/testpoll"
 )
 
 // holdDown is the speakers' hold-down in the lab: short, so tests can watch a
@@ -110,7 +111,7 @@ func whoamiService(t testing.TB, l *lab.Lab, ns, name string, local bool, nodes 
 		t.Fatal(err)
 	}
 	var ips []string
-	waitFor(t, 20*time.Second, "addresses on "+name, func() (bool, string) {
+	testpoll.Until(t, 20*time.Second, "addresses on "+name, func() (bool, string) {
 		s, err := cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -122,23 +123,6 @@ func whoamiService(t testing.TB, l *lab.Lab, ns, name string, local bool, nodes 
 		return len(ips) == 2, fmt.Sprint(ips)
 	})
 	return ips
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // url is http://ip/ with IPv6 bracketed.
@@ -308,7 +292,7 @@ func TestLayer2(t *testing.T) {
 		ips := whoamiService(t, l, "l2", "web", false, "node1", "node2", "node3")
 		for _, ip := range ips {
 			node := servedBy(t, l, ip)
-			waitFor(t, 10*time.Second, "Announcing Event", func() (bool, string) {
+			testpoll.Until(t, 10*time.Second, "Announcing Event", func() (bool, string) {
 				a := announcer(t, cs, "l2", "web")
 				return a == node, fmt.Sprintf("event names %q, client neighbour entry points at %q", a, node)
 			})
@@ -329,7 +313,7 @@ func TestLayer2(t *testing.T) {
 		for i := range 12 {
 			name := fmt.Sprintf("spread-%d", i)
 			var node string
-			waitFor(t, 20*time.Second, "an announcer for "+name, func() (bool, string) {
+			testpoll.Until(t, 20*time.Second, "an announcer for "+name, func() (bool, string) {
 				node = announcer(t, cs, "l2", name)
 				return node != "", "none yet"
 			})
@@ -353,7 +337,7 @@ func TestLayer2(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		waitFor(t, 10*time.Second, "the client's neighbour entry to leave "+owner, func() (bool, string) {
+		testpoll.Until(t, 10*time.Second, "the client's neighbour entry to leave "+owner, func() (bool, string) {
 			n := nodeOfMAC(l, neighMAC(l, ip))
 			return n != "" && n != owner, n
 		})
@@ -399,7 +383,7 @@ func TestLayer2(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		waitFor(t, 10*time.Second, "the address to answer from another node", func() (bool, string) {
+		testpoll.Until(t, 10*time.Second, "the address to answer from another node", func() (bool, string) {
 			n := nodeOfMAC(l, neighMAC(l, ip))
 			return n != owner && n != "", n
 		})
@@ -426,7 +410,7 @@ func TestLayer2(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 		// After it, the returning node takes its address back, once.
-		waitFor(t, holdDown+5*time.Second, "the address to return to "+owner, func() (bool, string) {
+		testpoll.Until(t, holdDown+5*time.Second, "the address to return to "+owner, func() (bool, string) {
 			n := resolvedOwner(t, l, ip)
 			return n == owner, n
 		})
@@ -434,7 +418,7 @@ func TestLayer2(t *testing.T) {
 
 	t.Run("externalTrafficPolicy Local announces from the endpoint's node and follows it", func(t *testing.T) {
 		ips := whoamiService(t, l, "l2", "local", true, "node3")
-		waitFor(t, 10*time.Second, "node3 to answer", func() (bool, string) {
+		testpoll.Until(t, 10*time.Second, "node3 to answer", func() (bool, string) {
 			n := resolvedOwner(t, l, ips[0])
 			return n == "node3", n
 		})
@@ -445,7 +429,7 @@ func TestLayer2(t *testing.T) {
 		if err := l.SetEndpoints(ctx, "local", "l2", "local-moved"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "node2 to answer after the endpoint moved", func() (bool, string) {
+		testpoll.Until(t, 10*time.Second, "node2 to answer after the endpoint moved", func() (bool, string) {
 			n := resolvedOwner(t, l, ips[0])
 			return n == "node2", n
 		})
@@ -489,7 +473,7 @@ func TestLayer2(t *testing.T) {
 		}()
 		ips := whoamiService(t, l, "l2", "selected", false, "node1", "node2", "node3")
 		for _, ip := range ips {
-			waitFor(t, 10*time.Second, "node3 to answer for "+ip, func() (bool, string) {
+			testpoll.Until(t, 10*time.Second, "node3 to answer for "+ip, func() (bool, string) {
 				n := resolvedOwner(t, l, ip)
 				return n == "node3", n
 			})
@@ -512,7 +496,7 @@ func TestLayer2(t *testing.T) {
 		if _, err := cs.CoreV1().Services("l2").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 15*time.Second, "an IPConflict Event", func() (bool, string) {
+		testpoll.Until(t, 15*time.Second, "an IPConflict Event", func() (bool, string) {
 			evs, err := cs.CoreV1().Events("l2").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=stolen,reason=IPConflict"})
 			if err != nil || len(evs.Items) == 0 {
 				return false, fmt.Sprint(err)

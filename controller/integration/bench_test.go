@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/testpoll"
 )
 
 // latencyWatch records, for each Service in a namespace, when its status first
@@ -176,7 +177,7 @@ func BenchmarkServiceToIPBurst1000(b *testing.B) {
 		// They name a pool that does not exist yet, so they wait (PoolNotFound).
 		name := fmt.Sprintf("bench-backlog-%d", iter)
 		createMany(b, ns2, n, func(i int) string { return pend[i] }, withAnnotation(heraldv1.AnnotationPool, name))
-		eventually(b, 2*time.Minute, "backlog marked pending", func() (bool, string) {
+		testpoll.Until(b, 2*time.Minute, "backlog marked pending", func() (bool, string) {
 			var list corev1.ServiceList
 			if err := k8s.List(context.Background(), &list, client.InNamespace(ns2)); err != nil {
 				return false, err.Error()
@@ -221,7 +222,7 @@ func BenchmarkRestart5000(b *testing.B) {
 		c, stopAgain := startController(b, controllerOpts{logger: quiet()})
 		// Ready means the leader has rebuilt its ledger; ReadyCheck also passes
 		// before the controller leads, so wait for it to have started leading.
-		eventually(b, time.Minute, "controller ready", func() (bool, string) {
+		testpoll.Until(b, time.Minute, "controller ready", func() (bool, string) {
 			return c.ReadyCheck(nil) == nil && c.Leading(), "not ready"
 		})
 		ready := time.Since(start)
@@ -291,7 +292,7 @@ func controllerRSS(b *testing.B) float64 {
 		b.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	eventually(b, time.Minute, "controller process ready", func() (bool, string) {
+	testpoll.Until(b, time.Minute, "controller process ready", func() (bool, string) {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err != nil {
 			return false, err.Error()

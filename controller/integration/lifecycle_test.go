@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/testpoll"
 )
 
 // createMany creates n Services from 16 concurrent clients.
@@ -45,7 +46,7 @@ func createMany(t testing.TB, ns string, n int, name func(int) string, opts ...s
 // waitAllAssigned waits until n Services in the namespace show an address.
 func waitAllAssigned(t testing.TB, ns string, n int, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, fmt.Sprintf("%d Services assigned", n), func() (bool, string) {
+	testpoll.Until(t, timeout, fmt.Sprintf("%d Services assigned", n), func() (bool, string) {
 		got := 0
 		for _, ip := range snapshot(t, ns) {
 			if ip != "" {
@@ -170,20 +171,20 @@ func TestPoolStatus(t *testing.T) {
 		}
 		return &p
 	}
-	eventually(t, 10*time.Second, "IPPool stat-v4 status", func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, "IPPool stat-v4 status", func() (bool, string) {
 		p := pool("stat-v4")
 		st := p.Status
 		return st.IPv4 != nil && st.IPv4.Capacity == "254" && st.IPv4.Used == "1" && st.IPv4.Free == "253" &&
 			st.Used == "1" && st.Free == "253" && meta.IsStatusConditionTrue(st.Conditions, heraldv1.IPPoolConditionReady) &&
 			meta.IsStatusConditionTrue(st.Conditions, heraldv1.IPPoolConditionOverlapping), fmt.Sprintf("%+v", st)
 	})
-	eventually(t, 10*time.Second, "IPPool stat-v6 status", func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, "IPPool stat-v6 status", func() (bool, string) {
 		st := pool("stat-v6").Status
 		// A /64 holds 2^64 addresses, one past what a uint64 counts.
 		return st.IPv6 != nil && st.IPv6.Capacity == "18446744073709551616" && st.IPv4 == nil &&
 			meta.IsStatusConditionFalse(st.Conditions, heraldv1.IPPoolConditionOverlapping), fmt.Sprintf("%+v", st)
 	})
-	eventually(t, 10*time.Second, "IPPool stat-overlap Overlapping=True naming stat-v4", func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, "IPPool stat-overlap Overlapping=True naming stat-v4", func() (bool, string) {
 		c := meta.FindStatusCondition(pool("stat-overlap").Status.Conditions, heraldv1.IPPoolConditionOverlapping)
 		return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "stat-v4"), fmt.Sprintf("%+v", c)
 	})
@@ -194,7 +195,7 @@ func TestPoolStatus(t *testing.T) {
 	// reported, and the pool keeps serving its last valid addresses: the Service
 	// neither moves nor turns into an orphan.
 	updatePool(t, "stat-v4", func(p *heraldv1.IPPool) { p.Spec.Addresses = []string{"fd12:2::9-fd12:2::1"} })
-	eventually(t, 10*time.Second, "IPPool stat-v4 Ready=False, still serving", func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, "IPPool stat-v4 Ready=False, still serving", func() (bool, string) {
 		st := pool("stat-v4").Status
 		c := meta.FindStatusCondition(st.Conditions, heraldv1.IPPoolConditionReady)
 		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "keeps serving") && st.Used == "1", fmt.Sprintf("%+v", st)
@@ -205,7 +206,7 @@ func TestPoolStatus(t *testing.T) {
 
 	// A reversed IPv6 range in a new pool is reported the same way.
 	createPool(t, "stat-bad", pools("fd12:1::9-fd12:1::1"))
-	eventually(t, 10*time.Second, "IPPool stat-bad Ready=False", func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, "IPPool stat-bad Ready=False", func() (bool, string) {
 		st := pool("stat-bad").Status
 		c := meta.FindStatusCondition(st.Conditions, heraldv1.IPPoolConditionReady)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "InvalidSpec" && strings.Contains(c.Message, "backwards"), fmt.Sprintf("%+v", st)
@@ -251,7 +252,7 @@ func TestInvalidPoolsRefusedByCEL(t *testing.T) {
 func TestMemberlistKeySecret(t *testing.T) {
 	_, stop := startController(t, controllerOpts{memberSecret: "herald-memberlist-test"})
 	var key []byte
-	eventually(t, 10*time.Second, "memberlist Secret created", func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, "memberlist Secret created", func() (bool, string) {
 		var s corev1.Secret
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "herald-memberlist-test"}, &s); err != nil {
 			return false, err.Error()
@@ -315,7 +316,7 @@ func TestL2AnnouncementStatus(t *testing.T) {
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), a) })
 	ready := func(status metav1.ConditionStatus, reason, msg string) {
 		t.Helper()
-		eventually(t, 10*time.Second, fmt.Sprintf("L2Announcement Ready=%s/%s", status, reason), func() (bool, string) {
+		testpoll.Until(t, 10*time.Second, fmt.Sprintf("L2Announcement Ready=%s/%s", status, reason), func() (bool, string) {
 			var got heraldv1.L2Announcement
 			if err := k8s.Get(context.Background(), client.ObjectKey{Name: "l2-status"}, &got); err != nil {
 				return false, err.Error()

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/testpoll"
 )
 
 func TestServiceGetsAddress(t *testing.T) {
@@ -244,7 +245,7 @@ func TestLoadBalancerClass(t *testing.T) {
 	if err := k8s.Update(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10e9, "status cleared after type change", func() (bool, string) {
+	testpoll.Until(t, 10e9, "status cleared after type change", func() (bool, string) {
 		s := getService(t, ns, "ours")
 		return len(s.Status.LoadBalancer.Ingress) == 0 && len(s.Status.Conditions) == 0, describe(s)
 	})

@@ -35,6 +35,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/app"
 	"github.com/heraldlb/herald/controller/ipam"
+	"github.com/heraldlb/herald/internal/testpoll"
 )
 
 var (
@@ -264,24 +265,6 @@ func createService(t testing.TB, ns, name string, opts ...svcOpt) *corev1.Servic
 	return s
 }
 
-// eventually polls cond every 20ms until it returns true or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func getService(t testing.TB, ns, name string) *corev1.Service {
 	t.Helper()
 	var s corev1.Service
@@ -303,7 +286,7 @@ func ingressIPs(s *corev1.Service) []string {
 func waitIPs(t testing.TB, ns, name string, n int) []string {
 	t.Helper()
 	var ips []string
-	eventually(t, 10*time.Second, fmt.Sprintf("%d address(es) on Service %s/%s", n, ns, name), func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, fmt.Sprintf("%d address(es) on Service %s/%s", n, ns, name), func() (bool, string) {
 		s := getService(t, ns, name)
 		ips = ingressIPs(s)
 		return len(ips) == n, describe(s)
@@ -316,7 +299,7 @@ func waitIPs(t testing.TB, ns, name string, n int) []string {
 func waitCondition(t testing.TB, ns, name string, status metav1.ConditionStatus, reason string) metav1.Condition {
 	t.Helper()
 	var got metav1.Condition
-	eventually(t, 10*time.Second, fmt.Sprintf("condition %s=%s reason %s on %s/%s", heraldv1.ConditionIPAllocated, status, reason, ns, name), func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, fmt.Sprintf("condition %s=%s reason %s on %s/%s", heraldv1.ConditionIPAllocated, status, reason, ns, name), func() (bool, string) {
 		s := getService(t, ns, name)
 		c := meta.FindStatusCondition(s.Status.Conditions, heraldv1.ConditionIPAllocated)
 		if c == nil {
@@ -341,7 +324,7 @@ func describe(s *corev1.Service) string {
 func waitEvent(t testing.TB, ns, name, reason, want string) string {
 	t.Helper()
 	var msg string
-	eventually(t, 10*time.Second, fmt.Sprintf("Event %s on %s/%s containing %q", reason, ns, name, want), func() (bool, string) {
+	testpoll.Until(t, 10*time.Second, fmt.Sprintf("Event %s on %s/%s containing %q", reason, ns, name, want), func() (bool, string) {
 		var evs corev1.EventList
 		if err := k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
 			return false, err.Error()

@@ -88,13 +88,23 @@ func TestJoinFailLeave(t *testing.T) {
 }
 
 func TestWrongKeyCannotJoin(t *testing.T) {
-	_, addrA := start(t, "n1", key)
+	a, addrA := start(t, "n1", key)
 	b, _ := start(t, "n2", []byte("another key, 32 bytes long......"))
 	if n, err := b.Join([]string{addrA}); err == nil && n > 0 {
-		time.Sleep(300 * time.Millisecond)
-		if len(b.Alive()) > 1 {
-			t.Fatalf("a member with another key joined: %v", names(b.Alive()))
+		t.Errorf("Join with another key reached %d members", n)
+	}
+	// Whatever Join said, neither side may list the other afterwards.
+	time.Sleep(300 * time.Millisecond)
+	for _, m := range []*Members{a, b} {
+		if got := len(m.Alive()); got != 1 {
+			t.Errorf("alive = %q; want only itself", names(m.Alive()))
 		}
+	}
+	// Control: with the right key the same join works, so the refusal above
+	// is the key's doing.
+	c, _ := start(t, "n3", key)
+	if n, err := c.Join([]string{addrA}); err != nil || n != 1 {
+		t.Fatalf("Join with the right key = %d, %v", n, err)
 	}
 }
 
