@@ -98,7 +98,7 @@ func BenchmarkLayer2(b *testing.B) {
 		b.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	ok, failed, _ := p.finish()
+	ok, failed, _ := p.finish(b)
 	benchLine(b, "l2-graceful-failed-requests", float64(failed), fmt.Sprintf("of-%d", ok+failed))
 	if err := l.StartSpeaker(ctx, owner); err != nil {
 		b.Fatal(err)
@@ -126,7 +126,7 @@ func BenchmarkLayer2(b *testing.B) {
 		b.Fatal(err)
 	}
 	time.Sleep(4 * time.Second)
-	_, failed, outage := p.finish()
+	_, failed, outage := p.finish(b)
 	if err := l.RestoreLink(owner); err != nil {
 		b.Fatal(err)
 	}

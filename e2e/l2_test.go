@@ -238,12 +238,15 @@ type probeLoop struct {
 	mu         sync.Mutex
 	firstFail  time.Time
 	lastFail   time.Time
+	ip         string
+	start      time.Time
+	failures   []string // the first few failures, for the log of a failing test
 	stop       chan struct{}
 	done       chan struct{}
 }
 
 func startProbe(l *lab.Lab, ip string) *probeLoop {
-	p := &probeLoop{stop: make(chan struct{}), done: make(chan struct{})}
+	p := &probeLoop{ip: ip, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		for {
@@ -253,7 +256,8 @@ func startProbe(l *lab.Lab, ip string) *probeLoop {
 			default:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			_, err := l.ExecContext(ctx, lab.NSClient, "curl", "-s", "--fail", "--max-time", "0.4", "-o", "/dev/null", url(ip))
+			began := time.Now()
+			out, err := l.ExecContext(ctx, lab.NSClient, "curl", "-sS", "--fail", "--max-time", "0.4", "-o", "/dev/null", url(ip))
 			cancel()
 			now := time.Now()
 			if err != nil {
@@ -261,6 +265,10 @@ func startProbe(l *lab.Lab, ip string) *probeLoop {
 				p.mu.Lock()
 				if p.firstFail.IsZero() {
 					p.firstFail = now
+				}
+				if len(p.failures) < 5 {
+					p.failures = append(p.failures, fmt.Sprintf("at +%v (took %v): %v: %s",
+						began.Sub(p.start).Round(time.Millisecond), now.Sub(began).Round(time.Millisecond), err, strings.TrimSpace(string(out))))
 				}
 				p.lastFail = now
 				p.mu.Unlock()
@@ -273,11 +281,14 @@ func startProbe(l *lab.Lab, ip string) *probeLoop {
 	return p
 }
 
-func (p *probeLoop) finish() (ok, failed int64, outage time.Duration) {
+func (p *probeLoop) finish(t testing.TB) (ok, failed int64, outage time.Duration) {
 	close(p.stop)
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, f := range p.failures {
+		t.Logf("probe of %s failed %s", p.ip, f)
+	}
 	if !p.firstFail.IsZero() {
 		outage = p.lastFail.Sub(p.firstFail)
 	}
@@ -362,7 +373,7 @@ func TestLayer2(t *testing.T) {
 		// The speaker is gone (KillSpeaker waits); give the client time to use
 		// whatever its neighbour entry says, then count.
 		time.Sleep(2 * time.Second)
-		ok, failed, _ := p.finish()
+		ok, failed, _ := p.finish(t)
 		t.Logf("hand-over: %d requests, %d failed", ok+failed, failed)
 		if failed != 0 {
 			t.Errorf("%d of %d requests failed during the hand-over", failed, ok+failed)
@@ -522,7 +533,7 @@ func TestLayer2(t *testing.T) {
 		}()
 		p := startProbe(l, ip)
 		time.Sleep(30 * time.Second)
-		ok, failed, _ := p.finish()
+		ok, failed, _ := p.finish(t)
 		t.Logf("without the API server: %d requests, %d failed", ok+failed, failed)
 		if failed != 0 || ok == 0 {
 			t.Errorf("%d of %d requests failed while the API server was down", failed, ok+failed)

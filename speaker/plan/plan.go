@@ -242,17 +242,23 @@ func coveringAnnouncements(s Service, pools []Pool, anns []Announcement) []Annou
 
 // coversAddr reports whether some pool the announcement covers holds ip.
 func (a Announcement) coversAddr(ip netip.Addr, pools []Pool) bool {
+	return poolsCover(a.Pools, a.PoolSelector, ip, pools)
+}
+
+// poolsCover reports whether a pool named in names, or (with no names) selected by
+// sel, holds ip; with neither, any pool holding ip will do.
+func poolsCover(names []string, sel Selector, ip netip.Addr, pools []Pool) bool {
 	for _, p := range pools {
 		if p.Addresses == nil || !p.Addresses.Contains(ip) {
 			continue
 		}
 		switch {
-		case len(a.Pools) > 0:
-			if slices.Contains(a.Pools, p.Name) {
+		case len(names) > 0:
+			if slices.Contains(names, p.Name) {
 				return true
 			}
-		case a.PoolSelector != nil:
-			if a.PoolSelector(p.Labels) {
+		case sel != nil:
+			if sel(p.Labels) {
 				return true
 			}
 		default:
