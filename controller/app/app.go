@@ -121,6 +121,9 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
+	if cfg.IPAM.Namespace == "" {
+		cfg.IPAM.Namespace = cfg.LeaderElectionNamespace
+	}
 	c := ipam.New(mgr, cs, cfg.IPAM)
 	if err := c.SetupWithManager(mgr); err != nil {
 		return nil, nil, err

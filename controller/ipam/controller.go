@@ -60,6 +60,9 @@ type Options struct {
 	Workers int
 	// PoolStatusDelay coalesces IPPool status writes during bursts (default 200ms).
 	PoolStatusDelay time.Duration
+	// Namespace is herald's namespace, where BGPPeers' password Secrets live; empty
+	// skips checking that they exist.
+	Namespace string
 }
 
 // Controller assigns addresses to Services and reports on pools.
@@ -95,6 +98,10 @@ type Controller struct {
 	pending map[types.NamespacedName]bool
 	// writes counts status writes, for tests that check only the leader writes.
 	writes atomic.Int64
+
+	// peerSecrets remembers, per BGPPeer, the spec last checked for a missing
+	// password Secret; only the status writer goroutine touches it.
+	peerSecrets map[string]peerSecretCheck
 }
 
 // New returns a Controller. Register it with SetupWithManager.
@@ -118,6 +125,7 @@ func New(mgr manager.Manager, cs kubernetes.Interface, opts Options) *Controller
 		poolVersions: map[string]int64{},
 		poolErrors:   map[string]error{},
 		pending:      map[types.NamespacedName]bool{},
+		peerSecrets:  map[string]peerSecretCheck{},
 	}
 }
 

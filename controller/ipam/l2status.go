@@ -23,47 +23,81 @@ import (
 // name shows on the object rather than as addresses nobody announces.
 func l2Ready(a *heraldv1.L2Announcement, pools []heraldv1.IPPool) metav1.Condition {
 	c := metav1.Condition{Type: heraldv1.IPPoolConditionReady, ObservedGeneration: a.Generation}
-	for name, ls := range map[string]*metav1.LabelSelector{"ipPoolSelector": a.Spec.IPPoolSelector, "nodeSelector": a.Spec.NodeSelector, "serviceSelector": a.Spec.ServiceSelector} {
-		if _, err := labelsel.Func(ls); err != nil {
-			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "InvalidSelector", fmt.Sprintf("%s: %v", name, err)
-			return c
+	if err := selectorsError(
+		namedSelector{"ipPoolSelector", a.Spec.IPPoolSelector},
+		namedSelector{"nodeSelector", a.Spec.NodeSelector},
+		namedSelector{"serviceSelector", a.Spec.ServiceSelector},
+	); err != nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "InvalidSelector", err.Error()
+		return c
+	}
+	pc := coverPools(a.Spec.IPPools, a.Spec.IPPoolSelector, pools)
+	if len(pc.covered) == 0 {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "NoPool", "covers no existing IPPool"
+	} else {
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, "Valid", "covers IPPools "+strings.Join(pc.covered, ", ")
+	}
+	c.Message += pc.missingNote()
+	return c
+}
+
+// namedSelector is a label selector of an announcement's spec and its field name.
+type namedSelector struct {
+	field string
+	sel   *metav1.LabelSelector
+}
+
+// selectorsError reports the first selector that cannot be parsed, in the order
+// given, so the message is the same on every pass.
+func selectorsError(sels ...namedSelector) error {
+	for _, s := range sels {
+		if _, err := labelsel.Func(s.sel); err != nil {
+			return fmt.Errorf("%s: %w", s.field, err)
 		}
 	}
-	sel, _ := labelsel.Func(a.Spec.IPPoolSelector)
-	var covered, missing []string
-	for _, want := range a.Spec.IPPools {
+	return nil
+}
+
+// poolCoverage is which existing pools an announcement covers (sorted) and which
+// of the pools it names do not exist (in spec order).
+type poolCoverage struct {
+	covered, missing []string
+}
+
+// coverPools works out the pools covered by an announcement naming names or
+// selecting sel (already known to parse); with neither, every pool is covered.
+func coverPools(names []string, sel *metav1.LabelSelector, pools []heraldv1.IPPool) poolCoverage {
+	match, _ := labelsel.Func(sel)
+	var pc poolCoverage
+	for _, want := range names {
 		if !slices.ContainsFunc(pools, func(p heraldv1.IPPool) bool { return p.Name == want }) {
-			missing = append(missing, want)
+			pc.missing = append(pc.missing, want)
 		}
 	}
 	for _, p := range pools {
 		switch {
-		case len(a.Spec.IPPools) > 0:
-			if slices.Contains(a.Spec.IPPools, p.Name) {
-				covered = append(covered, p.Name)
+		case len(names) > 0:
+			if slices.Contains(names, p.Name) {
+				pc.covered = append(pc.covered, p.Name)
 			}
-		case sel != nil:
-			if sel(p.Labels) {
-				covered = append(covered, p.Name)
+		case match != nil:
+			if match(p.Labels) {
+				pc.covered = append(pc.covered, p.Name)
 			}
 		default:
-			covered = append(covered, p.Name)
+			pc.covered = append(pc.covered, p.Name)
 		}
 	}
-	slices.Sort(covered)
-	switch {
-	case len(covered) == 0:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "NoPool", "covers no existing IPPool"
-		if len(missing) > 0 {
-			c.Message += "; IPPools not found: " + strings.Join(missing, ", ")
-		}
-	default:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, "Valid", "covers IPPools "+strings.Join(covered, ", ")
-		if len(missing) > 0 {
-			c.Message += "; IPPools not found: " + strings.Join(missing, ", ")
-		}
+	slices.Sort(pc.covered)
+	return pc
+}
+
+// missingNote is "; IPPools not found: a, b", or "" when every named pool exists.
+func (pc poolCoverage) missingNote() string {
+	if len(pc.missing) == 0 {
+		return ""
 	}
-	return c
+	return "; IPPools not found: " + strings.Join(pc.missing, ", ")
 }
 
 // writeL2Statuses keeps every L2Announcement's Ready condition current.

@@ -19,11 +19,12 @@ import (
 	"github.com/heraldlb/herald/controller/allocator"
 )
 
-// runPoolStatus keeps every IPPool's status current. It runs when pools or
+// runPoolStatus keeps every IPPool's status current, and with it the status of
+// the announcements and BGPPeers. It runs when pools, announcements, peers or
 // assignments change, after PoolStatusDelay, so a burst of allocations costs one
 // write per pool rather than one per Service.
 func (c *Controller) runPoolStatus(ctx context.Context) error {
-	for _, o := range []client.Object{&heraldv1.IPPool{}, &heraldv1.L2Announcement{}} {
+	for _, o := range []client.Object{&heraldv1.IPPool{}, &heraldv1.L2Announcement{}, &heraldv1.BGPAnnouncement{}, &heraldv1.BGPPeer{}} {
 		inf, err := c.informers.GetInformer(ctx, o)
 		if err != nil {
 			return fmt.Errorf("watching %T for status: %w", o, err)
@@ -91,6 +92,9 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 
 	var errs []string
 	if err := c.writeL2Statuses(ctx, list.Items); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := c.writeBGPStatuses(ctx, list.Items); err != nil {
 		errs = append(errs, err.Error())
 	}
 	for _, u := range updates {

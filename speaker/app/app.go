@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -94,7 +95,7 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		GracefulShutdownTimeout: ptrDuration(cfg.HandOver + 10*time.Second),
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         slim.CacheOptions(),
+			ByObject:         byObject(cfg.Namespace),
 		},
 	})
 	if err != nil {
@@ -111,6 +112,14 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		return fmt.Errorf("running the speaker: %w", err)
 	}
 	return nil
+}
+
+// byObject slims the cached objects and caches only the Secrets of the speaker's
+// namespace (BGP passwords): RBAC lets it read no others.
+func byObject(namespace string) map[client.Object]cache.ByObject {
+	m := slim.CacheOptions()
+	m[&corev1.Secret{}] = cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
+	return m
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }

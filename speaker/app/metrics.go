@@ -22,8 +22,20 @@ var (
 		Name: "herald_speaker_l2_packets_total",
 		Help: "Layer 2 packets by kind: requests seen, replies sent, gratuitous sent.",
 	}, []string{"kind"})
+	metricBGPUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_bgp_session_up",
+		Help: "1 when this node's BGP session with the peer is established, else 0.",
+	}, []string{"peer"})
+	metricBGPPrefixes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_bgp_prefixes_announced",
+		Help: "Prefixes this node advertises to the peer.",
+	}, []string{"peer"})
+	metricBGPUpdates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_bgp_updates_total",
+		Help: "BGP UPDATE messages exchanged with the peer, by direction (sent, received).",
+	}, []string{"peer", "direction"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricMembers, metricAnnounced, metricConflicts, metricL2)
+	metrics.Registry.MustRegister(metricMembers, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
 }

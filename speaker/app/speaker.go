@@ -61,6 +61,7 @@ type speaker struct {
 	// not in it is new to the cluster and is probed before it is announced; one
 	// in it is a takeover, which must not wait for a probe.
 	seen map[netip.Addr]bool
+	bgp  *bgpState
 }
 
 type ownedGroup struct {
@@ -69,7 +70,7 @@ type ownedGroup struct {
 }
 
 func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []byte) *speaker {
-	return &speaker{
+	s := &speaker{
 		client: mgr.GetClient(),
 		informer: func(ctx context.Context, o client.Object) (toolscache.SharedIndexInformer, error) {
 			i, err := mgr.GetCache().GetInformer(ctx, o)
@@ -88,6 +89,8 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 		owned:    map[string]ownedGroup{},
 		seen:     map[netip.Addr]bool{},
 	}
+	s.bgp = newBGPState(s.log, s.poke)
+	return s
 }
 
 // NeedLeaderElection: every speaker runs.
@@ -102,7 +105,8 @@ func (s *speaker) poke() {
 
 // Start runs until ctx ends, then leaves memberlist and hands over.
 func (s *speaker) Start(ctx context.Context) error {
-	for _, o := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &heraldv1.IPPool{}, &heraldv1.L2Announcement{}} {
+	for _, o := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &heraldv1.IPPool{}, &heraldv1.L2Announcement{},
+		&heraldv1.BGPPeer{}, &heraldv1.BGPAnnouncement{}, &corev1.Secret{}} {
 		inf, err := s.informer(ctx, o)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", o, err)
@@ -229,6 +233,7 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 		s.log.Error(err, "Reading cluster state; keeping current announcements")
 		return time.Time{}
 	}
+	s.syncBGP(ctx, svcs, nodes, pools)
 	p := plan.Compute(svcs, nodes, pools, anns)
 	in := election.Input{Keys: map[string][]string{}, Now: time.Now(), HoldDown: s.cfg.HoldDown}
 	for _, g := range p.Groups {
@@ -337,6 +342,11 @@ func (s *speaker) serviceRef(ctx context.Context, key string) *corev1.Service {
 // land before this node goes quiet: no request fails in a rolling restart.
 func (s *speaker) handOver() {
 	start := time.Now()
+	// Routers learn of a withdrawal in one UPDATE; do it first, while this node
+	// still forwards, so flows move before anything stops.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandOver)
+	s.closeBGP(ctx)
+	cancel()
 	if err := s.members.Leave(time.Second); err != nil {
 		s.log.Error(err, "Leaving memberlist")
 	}

@@ -11,6 +11,11 @@ type BGPPeer struct {
 	Name string
 	// NodeSelector picks the nodes that keep the session; nil is every node.
 	NodeSelector Selector
+	// IPv6 is the family of the peer's address. A peer is sent prefixes of its
+	// own family only: the next hop of an IPv6 prefix over an IPv4 session would
+	// have to be an address the session does not carry, which routers handle
+	// inconsistently.
+	IPv6 bool
 }
 
 // LargeCommunity is a BGP large community (RFC 8092).
@@ -78,9 +83,11 @@ func ComputeBGP(self string, services []Service, nodes []Node, pools []Pool, pee
 		return out
 	}
 	var mine []string
+	v6 := map[string]bool{}
 	for _, p := range peers {
 		if p.NodeSelector.matches(node.Labels) {
 			mine = append(mine, p.Name)
+			v6[p.Name] = p.IPv6
 		}
 	}
 	slices.Sort(mine)
@@ -109,7 +116,7 @@ func ComputeBGP(self string, services []Service, nodes []Node, pools []Pool, pee
 				}
 				prefix := aggregate(ip, a)
 				for _, peer := range out.Peers {
-					if len(a.Peers) > 0 && !slices.Contains(a.Peers, peer) {
+					if (len(a.Peers) > 0 && !slices.Contains(a.Peers, peer)) || v6[peer] != ip.Is6() {
 						continue
 					}
 					announced = true

@@ -10,7 +10,7 @@ import (
 
 func TestComputeBGP(t *testing.T) {
 	pools := []Pool{pool("lan", map[string]string{"net": "lan"}, "10.0.0.0/24", "fd00::/64"), pool("dmz", nil, "10.1.0.0/24")}
-	peers := []BGPPeer{{Name: "tor-a", NodeSelector: label("zone", "a")}, {Name: "tor-b", NodeSelector: label("zone", "b")}, {Name: "core"}}
+	peers := []BGPPeer{{Name: "tor-a", NodeSelector: label("zone", "a")}, {Name: "tor-b", NodeSelector: label("zone", "b")}, {Name: "core"}, {Name: "core6", IPv6: true}}
 	pfx := netip.MustParsePrefix
 	tests := []struct {
 		name     string
@@ -21,18 +21,19 @@ func TestComputeBGP(t *testing.T) {
 		want     BGPPlan
 	}{
 		{
-			name:     "every peer of the node gets a host route of each family",
+			name:     "every peer of the node gets host routes of its family",
 			self:     "n1",
 			services: []Service{{Key: "ns/a", IPs: addrs("10.0.0.1", "fd00::1")}},
 			nodes:    threeNodes,
 			anns:     []BGPAnnouncement{{Name: "all"}},
 			want: BGPPlan{
-				Peers: []string{"core", "tor-a"},
+				Peers: []string{"core", "core6", "tor-a"},
 				Routes: map[string][]BGPRoute{
-					"core":  {{Prefix: pfx("10.0.0.1/32"), Services: []string{"ns/a"}}, {Prefix: pfx("fd00::1/128"), Services: []string{"ns/a"}}},
-					"tor-a": {{Prefix: pfx("10.0.0.1/32"), Services: []string{"ns/a"}}, {Prefix: pfx("fd00::1/128"), Services: []string{"ns/a"}}},
+					"core":  {{Prefix: pfx("10.0.0.1/32"), Services: []string{"ns/a"}}},
+					"core6": {{Prefix: pfx("fd00::1/128"), Services: []string{"ns/a"}}},
+					"tor-a": {{Prefix: pfx("10.0.0.1/32"), Services: []string{"ns/a"}}},
 				},
-				Announced: map[string][]string{"ns/a": {"core", "tor-a"}},
+				Announced: map[string][]string{"ns/a": {"core", "core6", "tor-a"}},
 			},
 		},
 		{
@@ -45,7 +46,7 @@ func TestComputeBGP(t *testing.T) {
 				{Name: "more", PoolSelector: label("net", "lan"), Peers: []string{"tor-b"}, AggregationV4: 24, Communities: []uint32{1, 3}, LargeCommunities: []LargeCommunity{{1, 2, 3}}, LocalPref: 50, HasLocalPref: true},
 			},
 			want: BGPPlan{
-				Peers: []string{"core", "tor-b"},
+				Peers: []string{"core", "core6", "tor-b"},
 				Routes: map[string][]BGPRoute{
 					"tor-b": {{Prefix: pfx("10.0.0.0/24"), Communities: []uint32{1, 2, 3}, LargeCommunities: []LargeCommunity{{1, 2, 3}}, LocalPref: 100, HasLocalPref: true, Services: []string{"ns/a", "ns/b"}}},
 				},
@@ -59,7 +60,7 @@ func TestComputeBGP(t *testing.T) {
 			nodes:    threeNodes,
 			anns:     []BGPAnnouncement{{Name: "all", Peers: []string{"core"}}},
 			want: BGPPlan{
-				Peers:     []string{"core", "tor-a"},
+				Peers:     []string{"core", "core6", "tor-a"},
 				Routes:    map[string][]BGPRoute{"core": {{Prefix: pfx("10.0.0.2/32"), Services: []string{"ns/here"}}}},
 				Announced: map[string][]string{"ns/here": {"core"}},
 				Skipped:   map[string]Skip{"ns/local": SkipNoEligibleNode},
@@ -72,7 +73,7 @@ func TestComputeBGP(t *testing.T) {
 			nodes:    []Node{{Name: "n1", Ready: true, Labels: map[string]string{ExcludeLabel: ""}}},
 			anns:     []BGPAnnouncement{{Name: "all"}},
 			want: BGPPlan{
-				Peers:   []string{"core"},
+				Peers:   []string{"core", "core6"},
 				Skipped: map[string]Skip{"ns/a": SkipNoEligibleNode},
 			},
 		},
@@ -83,7 +84,7 @@ func TestComputeBGP(t *testing.T) {
 			nodes:    threeNodes,
 			anns:     []BGPAnnouncement{{Name: "a-only", NodeSelector: label("zone", "a")}},
 			want: BGPPlan{
-				Peers:   []string{"core", "tor-b"},
+				Peers:   []string{"core", "core6", "tor-b"},
 				Skipped: map[string]Skip{"ns/a": SkipNoEligibleNode},
 			},
 		},
@@ -93,7 +94,7 @@ func TestComputeBGP(t *testing.T) {
 			services: []Service{{Key: "ns/dmz", IPs: addrs("10.1.0.1")}, {Key: "ns/other", IPs: addrs("10.0.0.5"), Labels: map[string]string{"bgp": "no"}}},
 			nodes:    threeNodes,
 			anns:     []BGPAnnouncement{{Name: "lan", Pools: []string{"lan"}, ServiceSelector: label("bgp", "yes")}},
-			want:     BGPPlan{Peers: []string{"core", "tor-a"}},
+			want:     BGPPlan{Peers: []string{"core", "core6", "tor-a"}},
 		},
 		{
 			name:     "a node missing from the cluster has no plan",

@@ -1,0 +1,486 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/speaker/bgp"
+	"github.com/heraldlb/herald/speaker/plan"
+)
+
+// +kubebuilder:rbac:groups=herald.io,resources=bgppeers;bgpannouncements,verbs=get;list;watch
+// +kubebuilder:rbac:groups=herald.io,resources=bgppeers/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=list;watch
+
+// bgpState is the BGP side of the speaker: one embedded BGP speaker, created when
+// the node first has a peer, and what was last reported about it.
+type bgpState struct {
+	log      logr.Logger
+	speaker  *bgp.Speaker
+	onChange func()
+	// announced maps a Service key to the peers it was last reported announced to.
+	announced map[string][]string
+	// reported is the status entry last written to each BGPPeer.
+	reported map[string]heraldv1.BGPPeerNodeStatus
+	// problems is the last error reported by Event for each peer.
+	problems map[string]string
+	// established remembers which peers' sessions were up, for Events.
+	established map[string]bool
+	// updates are the UPDATE counts last added to the metrics, per peer.
+	updates map[string][2]uint64
+}
+
+func newBGPState(log logr.Logger, onChange func()) *bgpState {
+	return &bgpState{
+		log: log.WithName("bgp"), onChange: onChange,
+		announced: map[string][]string{}, reported: map[string]heraldv1.BGPPeerNodeStatus{},
+		problems: map[string]string{}, established: map[string]bool{}, updates: map[string][2]uint64{},
+	}
+}
+
+// bgpInput is the cluster state BGP needs beyond the layer 2 snapshot.
+type bgpInput struct {
+	peers []heraldv1.BGPPeer
+	anns  []plan.BGPAnnouncement
+}
+
+func snapshotBGP(ctx context.Context, c client.Reader) (bgpInput, error) {
+	var in bgpInput
+	var peers heraldv1.BGPPeerList
+	if err := c.List(ctx, &peers); err != nil {
+		return in, fmt.Errorf("listing BGPPeers: %w", err)
+	}
+	in.peers = peers.Items
+	var anns heraldv1.BGPAnnouncementList
+	if err := c.List(ctx, &anns, client.UnsafeDisableDeepCopy); err != nil {
+		return in, fmt.Errorf("listing BGPAnnouncements: %w", err)
+	}
+	for i := range anns.Items {
+		a, err := bgpAnnouncement(&anns.Items[i])
+		if err != nil {
+			continue // the controller reports it on the announcement's status
+		}
+		in.anns = append(in.anns, a)
+	}
+	return in, nil
+}
+
+// bgpAnnouncement turns a BGPAnnouncement into the plan's form.
+func bgpAnnouncement(a *heraldv1.BGPAnnouncement) (plan.BGPAnnouncement, error) {
+	out := plan.BGPAnnouncement{Name: a.Name, Pools: a.Spec.IPPools, Peers: a.Spec.Peers}
+	var err error
+	if out.PoolSelector, err = selector(a.Spec.IPPoolSelector); err != nil {
+		return out, err
+	}
+	if out.NodeSelector, err = selector(a.Spec.NodeSelector); err != nil {
+		return out, err
+	}
+	if out.ServiceSelector, err = selector(a.Spec.ServiceSelector); err != nil {
+		return out, err
+	}
+	for _, c := range a.Spec.Communities {
+		v, err := ParseCommunity(c)
+		if err != nil {
+			return out, err
+		}
+		out.Communities = append(out.Communities, v)
+	}
+	for _, c := range a.Spec.LargeCommunities {
+		v, err := ParseLargeCommunity(c)
+		if err != nil {
+			return out, err
+		}
+		out.LargeCommunities = append(out.LargeCommunities, v)
+	}
+	if lp := a.Spec.LocalPreference; lp != nil && *lp >= 0 && *lp <= 1<<32-1 {
+		out.LocalPref, out.HasLocalPref = uint32(*lp), true
+	}
+	if l := a.Spec.AggregationLength; l != nil {
+		out.AggregationV4 = int(*l)
+	}
+	if l := a.Spec.AggregationLengthV6; l != nil {
+		out.AggregationV6 = int(*l)
+	}
+	return out, nil
+}
+
+// wellKnownCommunities are the RFC 1997 and RFC 3765 names the API accepts.
+var wellKnownCommunities = map[string]uint32{
+	"no-export":           0xFFFFFF01,
+	"no-advertise":        0xFFFFFF02,
+	"no-export-subconfed": 0xFFFFFF03,
+	"no-peer":             0xFFFFFF04,
+}
+
+// ParseCommunity parses "ASN:value" or a well-known community name.
+func ParseCommunity(s string) (uint32, error) {
+	if v, ok := wellKnownCommunities[s]; ok {
+		return v, nil
+	}
+	hi, lo, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, fmt.Errorf("community %q: want ASN:value", s)
+	}
+	h, err1 := strconv.ParseUint(hi, 10, 16)
+	l, err2 := strconv.ParseUint(lo, 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("community %q: both parts must be 0-65535", s)
+	}
+	return uint32(h)<<16 | uint32(l), nil
+}
+
+// ParseLargeCommunity parses "global:local1:local2".
+func ParseLargeCommunity(s string) (plan.LargeCommunity, error) {
+	parts := strings.Split(s, ":")
+	var out plan.LargeCommunity
+	if len(parts) != 3 {
+		return out, fmt.Errorf("large community %q: want global:local1:local2", s)
+	}
+	for i, p := range parts {
+		v, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return out, fmt.Errorf("large community %q: each part must be 0-4294967295", s)
+		}
+		out[i] = uint32(v)
+	}
+	return out, nil
+}
+
+// syncBGP computes this node's routes and applies them. BGP has no election: it
+// does not wait for memberlist, and every eligible node announces.
+func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan.Node, pools []plan.Pool) {
+	in, err := snapshotBGP(ctx, s.client)
+	if err != nil {
+		s.log.Error(err, "Reading BGP configuration; keeping current announcements")
+		return
+	}
+	b := s.bgp
+	var self corev1.Node
+	if err := s.client.Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &self); err != nil {
+		s.log.Error(err, "Reading this node; keeping current BGP announcements")
+		return
+	}
+	planPeers := make([]plan.BGPPeer, 0, len(in.peers))
+	for i := range in.peers {
+		p := &in.peers[i]
+		sel, err := selector(p.Spec.NodeSelector)
+		if err != nil {
+			continue
+		}
+		addr, err := netip.ParseAddr(p.Spec.PeerAddress)
+		if err != nil {
+			continue
+		}
+		planPeers = append(planPeers, plan.BGPPeer{Name: p.Name, NodeSelector: sel, IPv6: addr.Unmap().Is6()})
+	}
+	bp := plan.ComputeBGP(s.cfg.NodeName, svcs, nodes, pools, planPeers, in.anns)
+	if len(bp.Peers) == 0 && b.speaker == nil {
+		s.reportBGP(ctx, in.peers, bp, nil, nil)
+		return
+	}
+
+	v4, v6 := nodeAddrs(&self)
+	desired := bgp.Desired{Routes: map[string][]bgp.Route{}}
+	peerErrs := map[string]string{}
+	for i := range in.peers {
+		p := &in.peers[i]
+		if !slices.Contains(bp.Peers, p.Name) {
+			continue
+		}
+		bpeer, err := s.bgpPeer(ctx, p)
+		if err != nil {
+			peerErrs[p.Name] = err.Error()
+			continue
+		}
+		desired.Peers = append(desired.Peers, bpeer)
+		for _, r := range bp.Routes[p.Name] {
+			nh := v4
+			if r.Prefix.Addr().Is6() {
+				nh = v6
+			}
+			if !nh.IsValid() {
+				peerErrs[p.Name] = fmt.Sprintf("node has no InternalIP of the family of %s to use as next hop", r.Prefix)
+				continue
+			}
+			route := bgp.Route{Prefix: r.Prefix, NextHop: nh, Communities: r.Communities}
+			for _, lc := range r.LargeCommunities {
+				route.LargeCommunities = append(route.LargeCommunities, bgp.LargeCommunity{GlobalAdmin: lc[0], LocalData1: lc[1], LocalData2: lc[2]})
+			}
+			if r.HasLocalPref {
+				route.LocalPref = r.LocalPref
+			}
+			desired.Routes[p.Name] = append(desired.Routes[p.Name], route)
+		}
+	}
+	if b.speaker == nil {
+		if !v4.IsValid() {
+			s.log.Error(nil, "This node has no IPv4 InternalIP to use as BGP router ID; not starting BGP")
+			return
+		}
+		sp, err := bgp.New(ctx, bgp.Config{RouterID: v4, Logger: slog.New(logr.ToSlogHandler(b.log)), OnChange: b.onChange})
+		if err != nil {
+			s.log.Error(err, "Starting BGP")
+			return
+		}
+		b.speaker = sp
+	}
+	if err := b.speaker.Set(ctx, desired); err != nil {
+		s.log.Error(err, "Applying BGP announcements; will retry at the next change")
+	}
+	s.reportBGP(ctx, in.peers, bp, b.speaker.Status(), peerErrs)
+}
+
+// bgpPeer turns a BGPPeer into a session, reading its password Secret.
+func (s *speaker) bgpPeer(ctx context.Context, p *heraldv1.BGPPeer) (bgp.Peer, error) {
+	addr, err := netip.ParseAddr(p.Spec.PeerAddress)
+	if err != nil {
+		return bgp.Peer{}, fmt.Errorf("peerAddress %q: %w", p.Spec.PeerAddress, err)
+	}
+	out := bgp.Peer{
+		Name: p.Name, Address: addr.Unmap(), Port: uint16(p.Spec.Port),
+		ASN: uint32(p.Spec.PeerASN), LocalASN: uint32(p.Spec.LocalASN), Passive: p.Spec.Passive,
+		HoldTime: seconds(p.Spec.HoldTimeSeconds), KeepaliveTime: seconds(p.Spec.KeepaliveTimeSeconds),
+		ConnectRetry: seconds(p.Spec.ConnectRetrySeconds),
+	}
+	if p.Spec.EBGPMultihop != nil && *p.Spec.EBGPMultihop {
+		out.EBGPMultihopTTL = 255
+	}
+	if p.Spec.SourceAddress != "" {
+		if out.SourceAddress, err = netip.ParseAddr(p.Spec.SourceAddress); err != nil {
+			return bgp.Peer{}, fmt.Errorf("sourceAddress %q: %w", p.Spec.SourceAddress, err)
+		}
+	}
+	if ref := p.Spec.PasswordSecretRef; ref != nil {
+		var sec corev1.Secret
+		if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.cfg.Namespace, Name: ref.Name}, &sec); err != nil {
+			return bgp.Peer{}, fmt.Errorf("reading the password Secret %s/%s: %w", s.cfg.Namespace, ref.Name, err)
+		}
+		key := ref.Key
+		if key == "" {
+			key = "password"
+		}
+		pw, ok := sec.Data[key]
+		if !ok || len(pw) == 0 {
+			return bgp.Peer{}, fmt.Errorf("the password Secret %s/%s has no key %q", s.cfg.Namespace, ref.Name, key)
+		}
+		if len(pw) > 80 {
+			return bgp.Peer{}, fmt.Errorf("the password in Secret %s/%s is %d bytes; TCP MD5 allows at most 80", s.cfg.Namespace, ref.Name, len(pw))
+		}
+		out.Password = string(pw)
+	}
+	return out, nil
+}
+
+func seconds(v *int32) time.Duration {
+	if v == nil {
+		return 0
+	}
+	return time.Duration(*v) * time.Second
+}
+
+// nodeAddrs returns a Node's first IPv4 and IPv6 InternalIPs: its next hops.
+func nodeAddrs(n *corev1.Node) (v4, v6 netip.Addr) {
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			continue
+		}
+		ip = ip.Unmap()
+		switch {
+		case ip.Is4() && !v4.IsValid():
+			v4 = ip
+		case ip.Is6() && !v6.IsValid():
+			v6 = ip
+		}
+	}
+	return v4, v6
+}
+
+// reportBGP writes this node's entry of each BGPPeer's status when it changed, and
+// sends Events: on Services when the peers they are announced to change, on
+// BGPPeers when a session comes up or a new problem appears.
+func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp plan.BGPPlan, status []bgp.PeerStatus, peerErrs map[string]string) {
+	b := s.bgp
+	byName := map[string]bgp.PeerStatus{}
+	for _, st := range status {
+		byName[st.Name] = st
+		b.countUpdates(st)
+	}
+	for i := range peers {
+		p := &peers[i]
+		selected := slices.Contains(bp.Peers, p.Name)
+		st, running := byName[p.Name]
+		entry := heraldv1.BGPPeerNodeStatus{Node: s.cfg.NodeName, State: heraldv1.BGPSessionIdle}
+		if running {
+			entry.State = heraldv1.BGPSessionState(st.State)
+			entry.PrefixesSent = int32(st.PrefixesSent)
+			entry.LastError = st.LastError
+			if !st.Since.IsZero() {
+				entry.Since = metav1.NewTime(st.Since.Truncate(time.Second))
+			}
+		}
+		if e := peerErrs[p.Name]; e != "" {
+			entry.LastError = e
+		}
+		prev, had := b.reported[p.Name]
+		switch {
+		case !selected && had:
+			if err := s.applyPeerStatus(ctx, p.Name, nil); err != nil {
+				s.log.Error(err, "Removing this node from BGPPeer status", "peer", p.Name)
+				continue
+			}
+			delete(b.reported, p.Name)
+		case selected && (!had || prev != entry):
+			if err := s.applyPeerStatus(ctx, p.Name, &entry); err != nil {
+				s.log.Error(err, "Writing BGPPeer status", "peer", p.Name)
+				continue
+			}
+			b.reported[p.Name] = entry
+		}
+		if !selected {
+			continue
+		}
+		up := entry.State == heraldv1.BGPSessionEstablished
+		metricBGPUp.WithLabelValues(p.Name).Set(boolGauge(up))
+		metricBGPPrefixes.WithLabelValues(p.Name).Set(float64(entry.PrefixesSent))
+		if up && !b.established[p.Name] {
+			s.recorder.Eventf(p, corev1.EventTypeNormal, "SessionEstablished", "Node %s: BGP session with %s (AS %d) established", s.cfg.NodeName, p.Spec.PeerAddress, p.Spec.PeerASN)
+			delete(b.problems, p.Name)
+		}
+		b.established[p.Name] = up
+		if !up && entry.LastError != "" && b.problems[p.Name] != entry.LastError {
+			s.recorder.Eventf(p, corev1.EventTypeWarning, "SessionDown", "Node %s: BGP session with %s is %s: %s", s.cfg.NodeName, p.Spec.PeerAddress, entry.State, entry.LastError)
+			b.problems[p.Name] = entry.LastError
+		}
+	}
+	for name := range b.reported {
+		if !slices.ContainsFunc(peers, func(p heraldv1.BGPPeer) bool { return p.Name == name }) {
+			delete(b.reported, name) // the BGPPeer is gone, and its status with it
+			delete(b.established, name)
+			delete(b.problems, name)
+			delete(b.updates, name)
+			metricBGPUp.DeleteLabelValues(name)
+			metricBGPPrefixes.DeleteLabelValues(name)
+		}
+	}
+
+	for key, to := range bp.Announced {
+		if slices.Equal(b.announced[key], to) {
+			continue
+		}
+		if ref := s.serviceRef(ctx, key); ref != nil {
+			s.recorder.Eventf(ref, corev1.EventTypeNormal, "AnnouncingBGP", "Node %s announces %s over BGP to %s", s.cfg.NodeName, ingressIPs(ref), strings.Join(peerNames(peers, to), ", "))
+		}
+	}
+	for key := range b.announced {
+		if _, still := bp.Announced[key]; !still {
+			if ref := s.serviceRef(ctx, key); ref != nil {
+				s.recorder.Eventf(ref, corev1.EventTypeNormal, "WithdrawnBGP", "Node %s no longer announces %s over BGP", s.cfg.NodeName, ingressIPs(ref))
+			}
+		}
+	}
+	b.announced = bp.Announced
+}
+
+// countUpdates adds the UPDATEs exchanged since the last call to the metrics. The
+// embedded speaker's counts restart with a session, so a count lower than the last
+// one is all new.
+func (b *bgpState) countUpdates(st bgp.PeerStatus) {
+	last := b.updates[st.Name]
+	for i, cur := range [2]uint64{st.UpdatesSent, st.UpdatesReceived} {
+		d := cur
+		if cur >= last[i] {
+			d = cur - last[i]
+		}
+		metricBGPUpdates.WithLabelValues(st.Name, [2]string{"sent", "received"}[i]).Add(float64(d))
+	}
+	b.updates[st.Name] = [2]uint64{st.UpdatesSent, st.UpdatesReceived}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// peerNames describes peers for an Event: "frr (10.77.0.1)".
+func peerNames(peers []heraldv1.BGPPeer, names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		d := n
+		for i := range peers {
+			if peers[i].Name == n {
+				d = fmt.Sprintf("%s (%s)", n, peers[i].Spec.PeerAddress)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func ingressIPs(svc *corev1.Service) string {
+	var ips []string
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IP != "" {
+			ips = append(ips, ing.IP)
+		}
+	}
+	return strings.Join(ips, ", ")
+}
+
+// applyPeerStatus writes this node's entry of a BGPPeer's status.nodes with
+// server-side apply under a field manager of its own, so speakers never overwrite
+// each other's entries; nil removes the entry.
+func (s *speaker) applyPeerStatus(ctx context.Context, peer string, entry *heraldv1.BGPPeerNodeStatus) error {
+	nodes := []any{}
+	if entry != nil {
+		e := map[string]any{"node": entry.Node, "state": string(entry.State), "prefixesSent": int64(entry.PrefixesSent)}
+		if !entry.Since.IsZero() {
+			e["since"] = entry.Since.UTC().Format(time.RFC3339)
+		}
+		if entry.LastError != "" {
+			e["lastError"] = entry.LastError
+		}
+		nodes = append(nodes, e)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": heraldv1.GroupVersion.String(),
+		"kind":       "BGPPeer",
+		"metadata":   map[string]any{"name": peer},
+		"status":     map[string]any{"nodes": nodes},
+	}}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return s.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner("herald-speaker/"+s.cfg.NodeName), client.ForceOwnership)
+}
+
+// closeBGP withdraws every route and closes the sessions: the routers move traffic
+// to the other nodes before this one stops.
+func (s *speaker) closeBGP(ctx context.Context) {
+	if s.bgp.speaker == nil {
+		return
+	}
+	start := time.Now()
+	if err := s.bgp.speaker.Close(ctx); err != nil {
+		s.log.Error(err, "Stopping BGP")
+	}
+	s.log.Info("BGP routes withdrawn and sessions closed", "took", time.Since(start).String())
+}
