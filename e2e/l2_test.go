@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
@@ -88,6 +89,13 @@ func heraldLab(t testing.TB) *lab.Lab {
 // Service in front of them, and returns the Service's addresses once assigned.
 func whoamiService(t testing.TB, l *lab.Lab, ns, name string, local bool, nodes ...string) []string {
 	t.Helper()
+	return whoamiServiceFrom(t, l, "", ns, name, local, nodes...)
+}
+
+// whoamiServiceFrom is whoamiService with the Service asking for a pool (annotation
+// herald.io/pool) unless pool is empty.
+func whoamiServiceFrom(t testing.TB, l *lab.Lab, pool, ns, name string, local bool, nodes ...string) []string {
+	t.Helper()
 	ctx := context.Background()
 	cs := l.Client()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -101,7 +109,11 @@ func whoamiService(t testing.TB, l *lab.Lab, ns, name string, local bool, nodes 
 		}
 		pods = append(pods, p)
 	}
-	createService(ctx, t, cs, ns, name, corev1.ServiceTypeLoadBalancer)
+	createService(ctx, t, cs, ns, name, corev1.ServiceTypeLoadBalancer, func(s *corev1.Service) {
+		if pool != "" {
+			s.Annotations = map[string]string{heraldv1.AnnotationPool: pool}
+		}
+	})
 	if local {
 		updateService(t, cs, ns, name, func(s *corev1.Service) {
 			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
@@ -245,7 +257,10 @@ type probeLoop struct {
 	done       chan struct{}
 }
 
-func startProbe(l *lab.Lab, ip string) *probeLoop {
+func startProbe(l *lab.Lab, ip string) *probeLoop { return startProbeFrom(l, lab.NSClient, ip) }
+
+// startProbeFrom is startProbe from another namespace than the client's.
+func startProbeFrom(l *lab.Lab, ns, ip string) *probeLoop {
 	p := &probeLoop{ip: ip, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -257,7 +272,7 @@ func startProbe(l *lab.Lab, ip string) *probeLoop {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			began := time.Now()
-			out, err := l.ExecContext(ctx, lab.NSClient, "curl", "-sS", "--fail", "--max-time", "0.4", "-o", "/dev/null", url(ip))
+			out, err := l.ExecContext(ctx, ns, "curl", "-sS", "--fail", "--max-time", "0.4", "-o", "/dev/null", url(ip))
 			cancel()
 			now := time.Now()
 			if err != nil {

@@ -204,7 +204,7 @@ func TestLab(t *testing.T) {
 
 // createService (re)creates a dual-stack Service selecting nothing (the lab writes
 // its EndpointSlices), port 80 to the pods' 8080, and returns it as created.
-func createService(ctx context.Context, t testing.TB, cs kubernetes.Interface, ns, name string, typ corev1.ServiceType) *corev1.Service {
+func createService(ctx context.Context, t testing.TB, cs kubernetes.Interface, ns, name string, typ corev1.ServiceType, mutate ...func(*corev1.Service)) *corev1.Service {
 	t.Helper()
 	err := cs.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -220,6 +220,9 @@ func createService(ctx context.Context, t testing.TB, cs kubernetes.Interface, n
 				Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(lab.PodPort),
 			}},
 		},
+	}
+	for _, m := range mutate {
+		m(svc)
 	}
 	created, err := cs.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
 	if err != nil {

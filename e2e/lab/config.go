@@ -12,7 +12,7 @@ import (
 
 // layoutVersion changes when the lab's topology or processes change, so an Up after
 // an upgrade of this package rebuilds a lab left by the previous version.
-const layoutVersion = 1
+const layoutVersion = 2
 
 // MaxNodes is the largest Config.Nodes: node N gets 10.77.0.(10+N) and a MAC ending in
 // the same digits (02:77:00:00:00:11 for node1), which stops reading well past 99.

@@ -34,6 +34,8 @@ type Lab struct {
 
 	mu sync.Mutex // guards st
 	st state
+
+	routerMu sync.Mutex // serialises changes to the router's bgpd
 }
 
 // state is what a later process needs to take the lab over, kept in state.json.
@@ -50,8 +52,9 @@ var errNotUp = errors.New("no lab is up")
 
 // Up brings the lab up and returns it. When a lab built from the same configuration
 // is already up and healthy it is reused, and whatever process of it has died or
-// whose binary changed (a kube-proxy, a pod's server, the controller, a speaker) is
-// started again; otherwise whatever is left of an earlier lab is torn down first.
+// whose binary changed (a kube-proxy, a pod's server, the controller, a speaker,
+// zebra, bgpd, BIRD) is started again, and the router's configuration is reset to
+// the default; otherwise whatever is left of an earlier lab is torn down first.
 func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -155,7 +158,8 @@ func (l *Lab) Config() Config {
 func (l *Lab) StateDir() string { return l.cfg.StateDir }
 
 // LogPath returns the log file of a lab process: "etcd", "kube-apiserver",
-// "controller", "kube-proxy-node1", "speaker-node1", "whoami-<pod>".
+// "controller", "kube-proxy-node1", "speaker-node1", "whoami-<pod>", "zebra",
+// "bgpd", "bird".
 func (l *Lab) LogPath(process string) string { return l.cfg.logPath(process) }
 
 func newLab(cfg Config, st state) (*Lab, error) {
@@ -210,10 +214,17 @@ func build(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	took("network")
+	// The routers start while the control plane does.
+	routers := make(chan error, 1)
+	go func() { routers <- ensureRouters(ctx, cfg) }()
 	if err := startControlPlane(ctx, cfg); err != nil {
+		<-routers
 		return nil, err
 	}
 	took("etcd and kube-apiserver ready")
+	if err := <-routers; err != nil {
+		return nil, err
+	}
 	w := <-whoami
 	if w.err != nil {
 		return nil, w.err
@@ -280,6 +291,9 @@ func reuse(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	if err := l.ensurePods(ctx); err != nil {
+		return nil, err
+	}
+	if err := ensureRouters(ctx, cfg); err != nil {
 		return nil, err
 	}
 	return l, nil

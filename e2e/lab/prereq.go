@@ -24,7 +24,13 @@ var requiredCmds = []struct{ cmd, pkg string }{
 	{"conntrack", "conntrack"}, // kube-proxy clears stale UDP flows
 	{"curl", "curl"},           // health checks and Curl
 	{"sh", "dash"},             // sysctls inside namespaces
+	{"vtysh", "frr"},           // the router's shell
+	{"bird", "bird2"},          // the second router
+	{"birdc", "bird2"},
 }
+
+// frrDaemons are the router's daemons, from Debian's frr (in /usr/lib/frr).
+var frrDaemons = []string{"zebra", "bgpd"}
 
 // checkPrereqs fails, saying what to install, unless the lab can be built here.
 func checkPrereqs(cfg Config) error {
@@ -40,8 +46,19 @@ func checkPrereqs(cfg Config) error {
 			}
 		}
 	}
+	for _, d := range frrDaemons {
+		if _, err := exec.LookPath(frrDaemon(d)); err != nil {
+			missing = append(missing, d)
+			if !slices.Contains(pkgs, "frr") {
+				pkgs = append(pkgs, "frr")
+			}
+		}
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("the lab needs the commands %s: apt-get install -y %s", strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	}
+	if _, _, err := frrUser(); err != nil {
+		return err
 	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-proxy", "kubectl"} {
 		if !fileExists(cfg.bin(b)) {

@@ -132,7 +132,8 @@ var nodeSysctls = []string{
 }
 
 // createTopology makes the namespaces, the bridge and the links, with addresses and
-// routes. The caller has removed any earlier lab.
+// routes: the nodes, the control plane, the client, the router with the external
+// network behind it, and BIRD's namespace. The caller has removed any earlier lab.
 func createTopology(ctx context.Context, cfg Config) error {
 	nodes := nodesFor(cfg.Nodes)
 	if err := addNamespace(ctx, NSSwitch, nil); err != nil {
@@ -157,6 +158,9 @@ func createTopology(ctx context.Context, cfg Config) error {
 	if err := plugIntoLAN(ctx, NSClient, "p-client", ClientMAC, ClientIPv4, ClientIPv6); err != nil {
 		return err
 	}
+	if err := createRouterTopology(ctx); err != nil {
+		return err
+	}
 	for _, n := range nodes {
 		if err := addNamespace(ctx, n.NS, nodeSysctls); err != nil {
 			return err
@@ -177,6 +181,7 @@ func createTopology(ctx context.Context, cfg Config) error {
 			[]string{"-n", n.NS, "route", "add", serviceCIDRv4.String(), "dev", "eth0"},
 			[]string{"-n", n.NS, "-6", "route", "add", serviceCIDRv6.String(), "dev", "eth0"},
 		)
+		cmds = append(cmds, nodeExternalRoutes(n)...)
 		for _, o := range nodes {
 			if o.Name != n.Name {
 				cmds = append(cmds,
@@ -259,7 +264,7 @@ func checkTopology(cfg Config, pods []Pod) error {
 	if err != nil {
 		return err
 	}
-	want := []string{NSSwitch, NSControlPlane, NSClient}
+	want := []string{NSSwitch, NSControlPlane, NSClient, NSRouter, NSExternal, NSBird}
 	for _, n := range nodesFor(cfg.Nodes) {
 		want = append(want, n.NS)
 	}

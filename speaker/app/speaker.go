@@ -180,8 +180,9 @@ func (s *speaker) Start(ctx context.Context) error {
 			}
 			s.linkWasUp = up
 		case <-rejoin.C:
+			// Also a periodic sync: BGP counters (prefixes sent) and errors
+			// change without a cluster event, and status should show them.
 			s.join(ctx)
-			continue
 		}
 		next := s.sync(ctx)
 		if recheck != nil {

@@ -4,7 +4,10 @@
 //	go run ./e2e/cmd/lab down               remove everything the lab made
 //	go run ./e2e/cmd/lab status             processes, and whether the API server is ready
 //	go run ./e2e/cmd/lab kubectl ARGS...    kubectl against the lab
-//	go run ./e2e/cmd/lab exec NS CMD...     run a command in a lab namespace
+//	go run ./e2e/cmd/lab exec NS CMD...     run a command in a lab namespace (lab-node1 or node1,
+//	                                        lab-router or router, lab-ext or ext, lab-bird …)
+//	go run ./e2e/cmd/lab vtysh ARGS...      FRR's shell in the router: vtysh -c 'show bgp summary'
+//	go run ./e2e/cmd/lab birdc ARGS...      BIRD's shell: birdc show route
 package main
 
 import (
@@ -42,7 +45,7 @@ func main() {
 	flag.Var(&controllerArgs, "controller-arg", "an argument for the controller (repeat the flag)")
 	flag.StringVar(&cfg.CRDDir, "crds", "", "CRDs applied before the controller starts (default manifests/crds)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: lab [flags] up|down|status|kubectl ARGS...|exec NS CMD...\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: lab [flags] up|down|status|kubectl ARGS...|exec NS CMD...|vtysh ARGS...|birdc ARGS...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -94,7 +97,23 @@ func run(ctx context.Context, cfg lab.Config, args []string) (int, error) {
 		if _, err := lab.Open(cfg); err != nil {
 			return 1, err
 		}
-		return passthrough(ctx, "ip", append([]string{"netns", "exec"}, rest...)...)
+		ns := rest[0]
+		if !strings.HasPrefix(ns, "lab-") {
+			ns = "lab-" + ns // node1, router, ext, bird, client, cp, sw
+		}
+		return passthrough(ctx, "ip", append([]string{"netns", "exec", ns}, rest[1:]...)...)
+	case "vtysh":
+		l, err := lab.Open(cfg)
+		if err != nil {
+			return 1, err
+		}
+		return passthrough(ctx, "ip", append([]string{"netns", "exec", lab.NSRouter, "vtysh", "--vty_socket", l.RouterRunDir()}, rest...)...)
+	case "birdc":
+		l, err := lab.Open(cfg)
+		if err != nil {
+			return 1, err
+		}
+		return passthrough(ctx, "ip", append([]string{"netns", "exec", lab.NSBird, "birdc", "-s", l.BirdSocket()}, rest...)...)
 	default:
 		flag.Usage()
 		return 2, fmt.Errorf("unknown command %q", cmd)
@@ -114,6 +133,9 @@ func up(ctx context.Context, cfg lab.Config) error {
 	}
 	fmt.Printf("  client ns %-10s %s %s\n", lab.NSClient, lab.ClientIPv4, lab.ClientIPv6)
 	fmt.Printf("  API    ns %-10s https://%s:6443\n", lab.NSControlPlane, lab.ControlPlaneIPv4)
+	fmt.Printf("  router ns %-10s %s %s  FRR AS %d, listening for nodes in AS %d; eth1 %s %s\n", lab.NSRouter, lab.RouterIPv4, lab.RouterIPv6, lab.RouterASN, lab.NodeASN, lab.RouterExternalIPv4, lab.RouterExternalIPv6)
+	fmt.Printf("  ext    ns %-10s %s %s  behind the router\n", lab.NSExternal, lab.ExternalIPv4, lab.ExternalIPv6)
+	fmt.Printf("  bird   ns %-10s %s %s  BIRD AS %d, any node AS\n", lab.NSBird, lab.BirdIPv4, lab.BirdIPv6, lab.BirdASN)
 	if c.ControllerBinary != "" {
 		fmt.Printf("  controller: %s\n", c.ControllerBinary)
 	}
@@ -126,6 +148,8 @@ Use it:
   %s get nodes -o wide
   go run ./e2e/cmd/lab kubectl get nodes          # the same, without the export
   go run ./e2e/cmd/lab exec %s curl http://10.77.0.11:<nodePort>/
+  go run ./e2e/cmd/lab vtysh -c 'show bgp summary'  # FRR in the router
+  go run ./e2e/cmd/lab birdc show protocols          # BIRD
 Logs: %s
 Tear down: go run ./e2e/cmd/lab down
 `, l.KubeconfigPath(), filepath.Join(c.BinDir, "kubectl"), lab.NSClient, filepath.Join(l.StateDir(), "logs"))
