@@ -46,7 +46,13 @@ func bgpLab(t *testing.T) *lab.Lab {
 // apply kubectl-applies a YAML document.
 func apply(t testing.TB, l *lab.Lab, doc string) {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "obj.yaml")
+	// Not t.TempDir: kubectl splits -f at commas, which subtest names hold.
+	dir, err := os.MkdirTemp("", "herald-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	f := filepath.Join(dir, "obj.yaml")
 	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +177,7 @@ func TestBGP(t *testing.T) {
 		for _, ip := range ips {
 			took := expectNexthops(t, l, hostPrefix(ip), 10*time.Second, "node1", "node2", "node3")
 			t.Logf("%s: route with three nexthops in the router's kernel after %v", ip, took)
-			expectWhoami(t, l, lab.NSExternal, url(ip))
+			expectReplyFrom(t, l, lab.NSExternal, url(ip))
 		}
 		ip := ips[0]
 		for range 30 {
@@ -203,7 +209,7 @@ func TestBGP(t *testing.T) {
 		ips := whoamiServiceFrom(t, l, "routed", "bgp", "local", true, "node2")
 		p := hostPrefix(ips[0])
 		expectNexthops(t, l, p, 10*time.Second, "node2")
-		expectWhoami(t, l, lab.NSExternal, url(ips[0]))
+		expectReplyFrom(t, l, lab.NSExternal, url(ips[0]))
 		if _, err := l.AddPod(ctx, "node3", "local-3"); err != nil {
 			t.Fatal(err)
 		}
@@ -211,14 +217,14 @@ func TestBGP(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectNexthops(t, l, p, 10*time.Second, "node3")
-		expectWhoami(t, l, lab.NSExternal, url(ips[0]))
+		expectReplyFrom(t, l, lab.NSExternal, url(ips[0]))
 	})
 
 	t.Run("communities, large communities, local preference and aggregation reach FRR", func(t *testing.T) {
 		apply(t, l, `apiVersion: herald.io/v1alpha1
 kind: IPPool
 metadata: {name: tagged}
-spec: {addresses: [10.56.0.0/24], autoAssign: false}
+spec: {addresses: [10.56.0.0/24, fd56::/120], autoAssign: false}
 ---
 apiVersion: herald.io/v1alpha1
 kind: BGPAnnouncement
@@ -281,7 +287,7 @@ spec:
 			v6 = ips[0]
 		}
 		expectNexthops(t, l, hostPrefix(v6), 10*time.Second, "node1", "node2", "node3")
-		expectWhoami(t, l, lab.NSExternal, url(v6))
+		expectReplyFrom(t, l, lab.NSExternal, url(v6))
 	})
 
 	t.Run("TCP MD5: right password up, wrong password down with status and Event", func(t *testing.T) {
@@ -397,6 +403,7 @@ stringData: {password: not-the-password}
 		ip := firstV4(ips)
 		p := hostPrefix(ip)
 		expectNexthops(t, l, p, 10*time.Second, "node1", "node2", "node3")
+		reachableThroughAll(t, l, ip)
 		probe := startProbeFrom(l, lab.NSExternal, ip)
 		time.Sleep(500 * time.Millisecond)
 		if err := l.KillSpeaker("node2", syscall.SIGTERM); err != nil {
@@ -432,6 +439,21 @@ stringData: {password: not-the-password}
 		}
 		took = expectNexthops(t, l, p, 30*time.Second, "node1", "node2", "node3")
 		t.Logf("back %v after the link returned", took)
+	})
+}
+
+// reachableThroughAll waits until 20 requests in a row from the external network
+// succeed: the route can be in place before every node's kube-proxy has
+// programmed a new Service.
+func reachableThroughAll(t testing.TB, l *lab.Lab, ip string) {
+	t.Helper()
+	testpoll.Until(t, 20*time.Second, "20 requests in a row to "+ip, func() (bool, string) {
+		for i := range 20 {
+			if _, err := l.Curl(lab.NSExternal, url(ip)); err != nil {
+				return false, fmt.Sprintf("request %d: %v", i+1, err)
+			}
+		}
+		return true, ""
 	})
 }
 

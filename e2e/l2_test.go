@@ -192,9 +192,15 @@ var anyWhoami = regexp.MustCompile(`^pod=\S+ node=node[0-9]+\n$`)
 // expectReply curls u from the client until a pod answers, for at most 15 s.
 func expectReply(t testing.TB, l *lab.Lab, u string) {
 	t.Helper()
+	expectReplyFrom(t, l, lab.NSClient, u)
+}
+
+// expectReplyFrom is expectReply from namespace ns.
+func expectReplyFrom(t testing.TB, l *lab.Lab, ns, u string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		body, err := l.Curl(lab.NSClient, u)
+		body, err := l.Curl(ns, u)
 		if err == nil && anyWhoami.MatchString(body) {
 			return
 		}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -36,7 +37,7 @@ import (
 // (no leader election: every node has its own speaker).
 type speaker struct {
 	client   client.Client
-	informer func(context.Context, client.Object) (toolscache.SharedIndexInformer, error)
+	informer func(context.Context, client.Object, ...crcache.InformerGetOption) (crcache.Informer, error)
 	waitSync func(context.Context) bool
 	recorder record.EventRecorder
 	cs       kubernetes.Interface
@@ -72,13 +73,7 @@ type ownedGroup struct {
 func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []byte) *speaker {
 	s := &speaker{
 		client: mgr.GetClient(),
-		informer: func(ctx context.Context, o client.Object) (toolscache.SharedIndexInformer, error) {
-			i, err := mgr.GetCache().GetInformer(ctx, o)
-			if err != nil {
-				return nil, err
-			}
-			return i.(toolscache.SharedIndexInformer), nil
-		},
+		informer: mgr.GetCache().GetInformer,
 		waitSync: mgr.GetCache().WaitForCacheSync,
 		recorder: mgr.GetEventRecorderFor("herald-speaker"),
 		cs:       cs,
