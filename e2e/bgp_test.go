@@ -247,8 +247,8 @@ spec:
 			t.Fatalf("FRR has %d paths for %s; want 3", len(paths), agg)
 		}
 		for _, p := range paths {
-			if p.Community == nil || !strings.Contains(p.Community.String, "64513:7") || !strings.Contains(p.Community.String, "noExport") {
-				t.Errorf("path via %v: communities %+v; want 64513:7 and noExport", p.Nexthops, p.Community)
+			if p.Community == nil || !strings.Contains(p.Community.String, "64513:7") || !strings.Contains(p.Community.String, "no-export") {
+				t.Errorf("path via %v: communities %+v; want 64513:7 and no-export", p.Nexthops, p.Community)
 			}
 			if p.LargeCommunity == nil || p.LargeCommunity.String != "64513:1:2" {
 				t.Errorf("path via %v: large communities %+v; want 64513:1:2", p.Nexthops, p.LargeCommunity)
