@@ -81,12 +81,12 @@ e2e: kube-bins ## End-to-end tests in the netns lab (root; needs iproute2 iptabl
 test: verify-gen lint unit integration e2e ## Everything CI runs (e2e needs root).
 
 .PHONY: bench
-bench: kube-bins ## Benchmarks: allocator, Service → IP on a real API server, layer 2 in the lab (root). Lines "bench: ..." go to bench-results.txt.
+bench: kube-bins ## Benchmarks: allocator, BGP speaker, Service → IP on a real API server, layer 2 and BGP in the lab (root). Lines "bench: ..." go to bench-results.txt.
 	@rm -f bench-results.txt
-	@go test -run '^$$' -bench . -benchmem ./controller/allocator/ ./speaker/election/ ./speaker/plan/ | tee bench-allocator.txt
+	@go test -run '^$$' -bench . -benchmem ./controller/allocator/ ./speaker/election/ ./speaker/plan/ ./speaker/bgp/ | tee bench-allocator.txt
 	@go test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 20m ./controller/integration/ | tee bench-apiserver.txt
 	@grep -ho 'bench: .*' bench-apiserver.txt >> bench-results.txt || true
-	@HERALD_BENCH_OUT=$(CURDIR)/bench-results.txt go test -tags e2e -run '^$$' -bench BenchmarkLayer2 -benchtime 1x -timeout 20m ./e2e/ | grep -E '^bench:|^ok|FAIL'
+	@HERALD_BENCH_OUT=$(CURDIR)/bench-results.txt go test -tags e2e -run '^$$' -bench 'Benchmark(Layer2|BGP)$$' -benchtime 1x -timeout 20m ./e2e/ | grep -E '^bench:|^ok|FAIL'
 	@echo; cat bench-results.txt
 
 ##@ Tools

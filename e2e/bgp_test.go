@@ -26,7 +26,7 @@ import (
 
 // bgpLab is heraldLab with the BGP example (manifests/examples/bgp.yaml) applied:
 // every node peers with the lab's FRR router, and the "routed" pool is announced.
-func bgpLab(t *testing.T) *lab.Lab {
+func bgpLab(t testing.TB) *lab.Lab {
 	t.Helper()
 	l := heraldLab(t)
 	root, err := lab.RepoRoot()
@@ -110,6 +110,27 @@ func expectNexthops(t testing.TB, l *lab.Lab, prefix netip.Prefix, within time.D
 		return slices.Equal(got, nodes), fmt.Sprintf("via %v", got)
 	})
 	return time.Since(start)
+}
+
+// watchNexthops polls the router's kernel every 2 ms, from now on, until the
+// number of nexthops for prefix satisfies ok, and sends when that was first seen:
+// the zero time after limit.
+func watchNexthops(l *lab.Lab, prefix netip.Prefix, ok func(int) bool, limit time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		deadline := time.Now().Add(limit)
+		for time.Now().Before(deadline) {
+			hops, err := l.RouterRoute(context.Background(), prefix)
+			now := time.Now()
+			if err == nil && ok(len(hops)) {
+				ch <- now
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		ch <- time.Time{}
+	}()
+	return ch
 }
 
 // conntrackHits counts, on each node, the connections to ip kube-proxy tracked:
@@ -406,13 +427,23 @@ stringData: {password: not-the-password}
 		reachableThroughAll(t, l, ip)
 		probe := startProbeFrom(l, lab.NSExternal, ip)
 		time.Sleep(500 * time.Millisecond)
+		gone := watchNexthops(l, p, func(n int) bool { return n == 2 }, 10*time.Second)
+		start := time.Now()
 		if err := l.KillSpeaker("node2", syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		took := expectNexthops(t, l, p, 10*time.Second, "node1", "node3")
+		exited := time.Now()
+		withdrawn := <-gone
+		expectNexthops(t, l, p, 10*time.Second, "node1", "node3")
+		switch {
+		case withdrawn.IsZero():
+			t.Errorf("node2's nexthop stayed 10 s after SIGTERM")
+		case !withdrawn.Before(exited):
+			t.Errorf("node2's nexthop went %v after SIGTERM, once the speaker had exited (%v): not withdrawn first", withdrawn.Sub(start), exited.Sub(start))
+		}
 		time.Sleep(3 * time.Second)
 		ok, failed, _ := probe.finish(t)
-		t.Logf("withdrawn %v after SIGTERM; %d requests, %d failed", took, ok+failed, failed)
+		t.Logf("withdrawn %v after SIGTERM, speaker exited after %v; %d requests, %d failed", withdrawn.Sub(start), exited.Sub(start), ok+failed, failed)
 		if failed != 0 || ok == 0 {
 			t.Errorf("%d of %d requests failed across a graceful stop", failed, ok+failed)
 		}
