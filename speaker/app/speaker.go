@@ -72,7 +72,7 @@ type ownedGroup struct {
 
 func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []byte) *speaker {
 	s := &speaker{
-		client: mgr.GetClient(),
+		client:   mgr.GetClient(),
 		informer: mgr.GetCache().GetInformer,
 		waitSync: mgr.GetCache().WaitForCacheSync,
 		recorder: mgr.GetEventRecorderFor("herald-speaker"),
