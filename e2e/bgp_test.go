@@ -425,7 +425,7 @@ stringData: {password: not-the-password}
 		p := hostPrefix(ip)
 		expectNexthops(t, l, p, 10*time.Second, "node1", "node2", "node3")
 		reachableThroughAll(t, l, ip)
-		probe := startProbeFrom(l, lab.NSExternal, ip)
+		probe := startProbeFrom(l, lab.NSExternal, ip, 400*time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
 		gone := watchNexthops(l, p, func(n int) bool { return n == 2 }, 10*time.Second)
 		start := time.Now()

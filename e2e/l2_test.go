@@ -263,10 +263,14 @@ type probeLoop struct {
 	done       chan struct{}
 }
 
-func startProbe(l *lab.Lab, ip string) *probeLoop { return startProbeFrom(l, lab.NSClient, ip) }
+func startProbe(l *lab.Lab, ip string) *probeLoop {
+	return startProbeFrom(l, lab.NSClient, ip, 400*time.Millisecond)
+}
 
-// startProbeFrom is startProbe from another namespace than the client's.
-func startProbeFrom(l *lab.Lab, ns, ip string) *probeLoop {
+// startProbeFrom is startProbe from namespace ns, each request failing after
+// timeout: a request that stalls on a lost ARP answer or a dead next hop takes a
+// second or more (TCP retransmits), one delayed by a busy machine far less.
+func startProbeFrom(l *lab.Lab, ns, ip string, timeout time.Duration) *probeLoop {
 	p := &probeLoop{ip: ip, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -276,9 +280,9 @@ func startProbeFrom(l *lab.Lab, ns, ip string) *probeLoop {
 				return
 			default:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout+100*time.Millisecond)
 			began := time.Now()
-			out, err := l.ExecContext(ctx, ns, "curl", "-sS", "--fail", "--max-time", "0.4", "-o", "/dev/null", url(ip))
+			out, err := l.ExecContext(ctx, ns, "curl", "-sS", "--fail", "--max-time", fmt.Sprint(timeout.Seconds()), "-o", "/dev/null", url(ip))
 			cancel()
 			now := time.Now()
 			if err != nil {
@@ -552,12 +556,20 @@ func TestLayer2(t *testing.T) {
 				t.Errorf("restarting the API server: %v", err)
 			}
 		}()
-		p := startProbe(l, ip)
+		owner := resolvedOwner(t, l, ip)
+		// Requests may be slowed, not failed: every process in the lab retries
+		// the API server meanwhile, on a machine with two cores.
+		p := startProbeFrom(l, lab.NSClient, ip, 900*time.Millisecond)
 		time.Sleep(30 * time.Second)
 		ok, failed, _ := p.finish(t)
 		t.Logf("without the API server: %d requests, %d failed", ok+failed, failed)
 		if failed != 0 || ok == 0 {
 			t.Errorf("%d of %d requests failed while the API server was down", failed, ok+failed)
+		}
+		// The client's neighbour entry could outlive silent speakers: a fresh
+		// resolution proves the owner still answers.
+		if now := resolvedOwner(t, l, ip); now != owner {
+			t.Errorf("after 30 s without the API server, %s answers for %s; before, %s did", now, ip, owner)
 		}
 	})
 }

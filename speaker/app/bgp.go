@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,6 +44,7 @@ type bgpState struct {
 	established map[string]bool
 	// updates are the UPDATE counts last added to the metrics, per peer.
 	updates map[string][2]uint64
+	status  *statusWriter
 }
 
 func newBGPState(log logr.Logger, onChange func()) *bgpState {
@@ -342,16 +345,10 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 		prev, had := b.reported[p.Name]
 		switch {
 		case !selected && had:
-			if err := s.applyPeerStatus(ctx, p.Name, nil); err != nil {
-				s.log.Error(err, "Removing this node from BGPPeer status", "peer", p.Name)
-				continue
-			}
+			b.status.queue(p.Name, nil)
 			delete(b.reported, p.Name)
 		case selected && (!had || prev != entry):
-			if err := s.applyPeerStatus(ctx, p.Name, &entry); err != nil {
-				s.log.Error(err, "Writing BGPPeer status", "peer", p.Name)
-				continue
-			}
+			b.status.queue(p.Name, &entry)
 			b.reported[p.Name] = entry
 		}
 		if !selected {
@@ -444,6 +441,67 @@ func ingressIPs(svc *corev1.Service) string {
 		}
 	}
 	return strings.Join(ips, ", ")
+}
+
+// statusWriter writes this node's BGPPeer status entries in the background: the
+// speaker loop must not wait on the API server (it may be gone, and the loop keeps
+// layer 2 and BGP going meanwhile). Only the latest entry per peer is written.
+type statusWriter struct {
+	apply   func(ctx context.Context, peer string, entry *heraldv1.BGPPeerNodeStatus) error
+	log     logr.Logger
+	mu      sync.Mutex
+	pending map[string]*heraldv1.BGPPeerNodeStatus // nil value: remove the entry
+	kick    chan struct{}
+}
+
+func newStatusWriter(log logr.Logger, apply func(context.Context, string, *heraldv1.BGPPeerNodeStatus) error) *statusWriter {
+	return &statusWriter{apply: apply, log: log, pending: map[string]*heraldv1.BGPPeerNodeStatus{}, kick: make(chan struct{}, 1)}
+}
+
+func (w *statusWriter) queue(peer string, entry *heraldv1.BGPPeerNodeStatus) {
+	w.mu.Lock()
+	if entry != nil {
+		e := *entry
+		entry = &e
+	}
+	w.pending[peer] = entry
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run writes queued entries until ctx ends, retrying failed writes every 2 s
+// unless a newer entry replaced them.
+func (w *statusWriter) run(ctx context.Context) {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-retry:
+		}
+		retry = nil
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = map[string]*heraldv1.BGPPeerNodeStatus{}
+		w.mu.Unlock()
+		for peer, entry := range batch {
+			err := w.apply(ctx, peer, entry)
+			if err == nil || apierrors.IsNotFound(err) {
+				continue
+			}
+			w.log.Error(err, "Writing BGPPeer status; will retry", "peer", peer)
+			w.mu.Lock()
+			if _, newer := w.pending[peer]; !newer {
+				w.pending[peer] = entry
+			}
+			w.mu.Unlock()
+			retry = time.After(2 * time.Second)
+		}
+	}
 }
 
 // applyPeerStatus writes this node's entry of a BGPPeer's status.nodes with

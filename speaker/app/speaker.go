@@ -85,6 +85,7 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 		seen:     map[netip.Addr]bool{},
 	}
 	s.bgp = newBGPState(s.log, s.poke)
+	s.bgp.status = newStatusWriter(s.log.WithName("bgp"), s.applyPeerStatus)
 	return s
 }
 
@@ -117,6 +118,7 @@ func (s *speaker) Start(ctx context.Context) error {
 	if !s.waitSync(ctx) {
 		return fmt.Errorf("the cache did not sync")
 	}
+	go s.bgp.status.run(ctx)
 	var node corev1.Node
 	if err := s.client.Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &node); err != nil {
 		return fmt.Errorf("reading this speaker's Node %s: %w", s.cfg.NodeName, err)
