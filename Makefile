@@ -56,8 +56,8 @@ build: ## Build the controller and speaker binaries into bin/.
 ##@ Demo
 
 .PHONY: demo
-demo: ## As root: the lab, a Service going from <pending> to an address curl reaches.
-	@hack/demo.sh
+demo: ## As root: the lab, a Service going from <pending> to an address curl reaches (MODE=bgp: routed by FRR).
+	@MODE=$(MODE) hack/demo.sh
 
 .PHONY: demo-down
 demo-down: ## Tear the demo lab down (nothing is left on the machine).
