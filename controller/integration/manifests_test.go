@@ -28,7 +28,15 @@ func TestInstallManifestApplies(t *testing.T) {
 	if err := k8s.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"install.yaml", "examples/ippool.yaml", "examples/service.yaml"} {
+	examples, err := filepath.Glob(filepath.Join("..", "..", "manifests", "examples", "*.yaml"))
+	if err != nil || len(examples) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	files := []string{"install.yaml"}
+	for _, e := range examples {
+		files = append(files, filepath.Join("examples", filepath.Base(e)))
+	}
+	for _, f := range files {
 		objs := readObjects(t, filepath.Join("..", "..", "manifests", f))
 		if len(objs) == 0 {
 			t.Fatalf("%s holds no objects", f)
