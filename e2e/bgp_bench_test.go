@@ -108,6 +108,21 @@ func BenchmarkBGP(b *testing.B) {
 		benchLine(b, name+"-worst-of-5", ms(slices.Max(took)), "ms")
 	}
 
+	// Router's bgpd restarted → all three nexthops back (the speakers redial); 3 times.
+	var back []time.Duration
+	for range 3 {
+		if err := l.StopRouterBGP(syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := l.StartRouterBGP(ctx); err != nil {
+			b.Fatal(err)
+		}
+		back = append(back, routeWait(b, l, prefix, 3, 30*time.Second).Sub(start))
+	}
+	benchLine(b, "bgp-router-restart-to-routes-median", ms(percentile(back, 50)), "ms")
+	benchLine(b, "bgp-router-restart-to-routes-worst-of-3", ms(slices.Max(back)), "ms")
+
 	// Link cut → nexthop gone (the router's hold timer, 3 s); 3 times.
 	var cuts []time.Duration
 	for i := range 3 {

@@ -392,6 +392,43 @@ stringData: {password: not-the-password}
 		}
 	})
 
+	t.Run("a pool covered by layer 2 and BGP: answered on the LAN and routed", func(t *testing.T) {
+		apply(t, l, `apiVersion: herald.io/v1alpha1
+kind: BGPAnnouncement
+metadata: {name: lan-too}
+spec: {ipPools: [lan], peers: [router]}
+`)
+		defer func() { _, _ = l.Kubectl("delete", "bgpannouncement", "lan-too") }()
+		ips := whoamiService(t, l, "bgp", "both", false, "node1", "node2", "node3")
+		v4 := firstV4(ips)
+		owner := servedBy(t, l, v4)
+		if owner == "" {
+			t.Fatalf("no node answers ARP for %s", v4)
+		}
+		expectNexthops(t, l, hostPrefix(v4), 10*time.Second, "node1", "node2", "node3")
+		expectReplyFrom(t, l, lab.NSExternal, url(v4))
+		t.Logf("%s: ARP answered by %s on the LAN, routed through all three nodes", v4, owner)
+	})
+
+	t.Run("router restarted: sessions back promptly", func(t *testing.T) {
+		ips := whoamiServiceFrom(t, l, "routed", "bgp", "web", false, "node1", "node2", "node3")
+		p := hostPrefix(firstV4(ips))
+		expectNexthops(t, l, p, 10*time.Second, "node1", "node2", "node3")
+		if err := l.StopRouterBGP(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		expectNexthops(t, l, p, 10*time.Second)
+		start := time.Now()
+		if err := l.StartRouterBGP(ctx); err != nil {
+			t.Fatal(err)
+		}
+		took := expectNexthops(t, l, p, 15*time.Second, "node1", "node2", "node3")
+		t.Logf("route back with three nexthops %v after bgpd restarted", time.Since(start).Round(time.Millisecond))
+		if took > 5*time.Second {
+			t.Errorf("sessions took %v to come back; the speakers should redial within about connectRetrySeconds (1 s)", took)
+		}
+	})
+
 	t.Run("Service deleted: route withdrawn", func(t *testing.T) {
 		ips := whoamiServiceFrom(t, l, "routed", "bgp", "gone", false, "node1")
 		p := hostPrefix(firstV4(ips))
