@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -45,6 +46,13 @@ type bgpState struct {
 	// updates are the UPDATE counts last added to the metrics, per peer.
 	updates map[string][2]uint64
 	status  *statusWriter
+	// queuedAt is when each peer's entry was last queued for writing.
+	queuedAt map[string]time.Time
+	// lastGood is each peer's last configuration that could be used: a Secret
+	// that cannot be read must not tear down a working session.
+	lastGood map[string]bgp.Peer
+	// primed is set once the first plan was taken in without Events.
+	primed bool
 }
 
 func newBGPState(log logr.Logger, onChange func()) *bgpState {
@@ -52,6 +60,7 @@ func newBGPState(log logr.Logger, onChange func()) *bgpState {
 		log: log.WithName("bgp"), onChange: onChange,
 		announced: map[string][]string{}, reported: map[string]heraldv1.BGPPeerNodeStatus{},
 		problems: map[string]string{}, established: map[string]bool{}, updates: map[string][2]uint64{},
+		queuedAt: map[string]time.Time{}, lastGood: map[string]bgp.Peer{},
 	}
 }
 
@@ -207,7 +216,13 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 		bpeer, err := s.bgpPeer(ctx, p)
 		if err != nil {
 			peerErrs[p.Name] = err.Error()
-			continue
+			good, ok := b.lastGood[p.Name]
+			if !ok {
+				continue
+			}
+			bpeer = good // keep the session up until the problem is fixed
+		} else {
+			b.lastGood[p.Name] = bpeer
 		}
 		desired.Peers = append(desired.Peers, bpeer)
 		for _, r := range bp.Routes[p.Name] {
@@ -223,18 +238,12 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 			for _, lc := range r.LargeCommunities {
 				route.LargeCommunities = append(route.LargeCommunities, bgp.LargeCommunity{GlobalAdmin: lc[0], LocalData1: lc[1], LocalData2: lc[2]})
 			}
-			if r.HasLocalPref {
-				route.LocalPref = r.LocalPref
-			}
+			route.LocalPref, route.HasLocalPref = r.LocalPref, r.HasLocalPref
 			desired.Routes[p.Name] = append(desired.Routes[p.Name], route)
 		}
 	}
 	if b.speaker == nil {
-		if !v4.IsValid() {
-			s.log.Error(nil, "This node has no IPv4 InternalIP to use as BGP router ID; not starting BGP")
-			return
-		}
-		sp, err := bgp.New(ctx, bgp.Config{RouterID: v4, Logger: slog.New(logr.ToSlogHandler(b.log)), OnChange: b.onChange})
+		sp, err := bgp.New(ctx, bgp.Config{RouterID: routerID(v4, s.cfg.NodeName), Logger: slog.New(logr.ToSlogHandler(b.log)), OnChange: b.onChange})
 		if err != nil {
 			s.log.Error(err, "Starting BGP")
 			return
@@ -286,6 +295,18 @@ func (s *speaker) bgpPeer(ctx context.Context, p *heraldv1.BGPPeer) (bgp.Peer, e
 		out.Password = string(pw)
 	}
 	return out, nil
+}
+
+// routerID is the node's IPv4 address, or, on an IPv6-only node, a stable 32-bit
+// number made from its name (BGP router IDs are 32 bits whatever the family).
+func routerID(v4 netip.Addr, node string) netip.Addr {
+	if v4.IsValid() {
+		return v4
+	}
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	id := h.Sum32() | 1 // never 0.0.0.0
+	return netip.AddrFrom4([4]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)})
 }
 
 func seconds(v *int32) time.Duration {
@@ -342,17 +363,28 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 		if e := peerErrs[p.Name]; e != "" {
 			entry.LastError = e
 		}
+		// What the API server holds heals what memory misses: an entry left by
+		// an earlier run of this speaker, or one lost with a re-created peer.
+		cur, inStatus := ownEntry(p, s.cfg.NodeName)
 		prev, had := b.reported[p.Name]
 		switch {
-		case !selected && had:
-			b.status.queue(p.Name, nil)
-			delete(b.reported, p.Name)
-		case selected && (!had || prev != entry):
+		case !selected:
+			if had || inStatus {
+				b.status.queue(p.Name, nil)
+			}
+			b.forget(p.Name)
+			continue
+		case !had || prev != entry:
 			b.status.queue(p.Name, &entry)
 			b.reported[p.Name] = entry
+		case !inStatus || !sameEntry(cur, entry):
+			// Written but not (yet) seen in the cache: write again, now and then.
+			if time.Since(b.queuedAt[p.Name]) > 10*time.Second {
+				b.status.queue(p.Name, &entry)
+			}
 		}
-		if !selected {
-			continue
+		if !had || prev != entry {
+			b.queuedAt[p.Name] = time.Now()
 		}
 		up := entry.State == heraldv1.BGPSessionEstablished
 		metricBGPUp.WithLabelValues(p.Name).Set(boolGauge(up))
@@ -369,15 +401,16 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 	}
 	for name := range b.reported {
 		if !slices.ContainsFunc(peers, func(p heraldv1.BGPPeer) bool { return p.Name == name }) {
-			delete(b.reported, name) // the BGPPeer is gone, and its status with it
-			delete(b.established, name)
-			delete(b.problems, name)
-			delete(b.updates, name)
-			metricBGPUp.DeleteLabelValues(name)
-			metricBGPPrefixes.DeleteLabelValues(name)
+			b.forget(name) // the BGPPeer is gone, and its status with it
 		}
 	}
 
+	if !b.primed {
+		// A restarted speaker announces what it announced before: saying so
+		// again for every Service would flood Events in a rolling update.
+		b.announced, b.primed = bp.Announced, true
+		return
+	}
 	for key, to := range bp.Announced {
 		if slices.Equal(b.announced[key], to) {
 			continue
@@ -394,6 +427,35 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 		}
 	}
 	b.announced = bp.Announced
+}
+
+// forget drops what is remembered about a peer this node no longer has, metrics
+// included, so a peer selected again starts afresh.
+func (b *bgpState) forget(name string) {
+	delete(b.reported, name)
+	delete(b.queuedAt, name)
+	delete(b.established, name)
+	delete(b.problems, name)
+	delete(b.updates, name)
+	delete(b.lastGood, name)
+	metricBGPUp.DeleteLabelValues(name)
+	metricBGPPrefixes.DeleteLabelValues(name)
+	metricBGPUpdates.DeleteLabelValues(name, "sent")
+	metricBGPUpdates.DeleteLabelValues(name, "received")
+}
+
+// ownEntry returns this node's entry of a BGPPeer's status.
+func ownEntry(p *heraldv1.BGPPeer, node string) (heraldv1.BGPPeerNodeStatus, bool) {
+	for _, e := range p.Status.Nodes {
+		if e.Node == node {
+			return e, true
+		}
+	}
+	return heraldv1.BGPPeerNodeStatus{}, false
+}
+
+func sameEntry(a, b heraldv1.BGPPeerNodeStatus) bool {
+	return a.Node == b.Node && a.State == b.State && a.PrefixesSent == b.PrefixesSent && a.LastError == b.LastError && a.Since.Equal(&b.Since)
 }
 
 // countUpdates adds the UPDATEs exchanged since the last call to the metrics. The
@@ -476,6 +538,7 @@ func (w *statusWriter) queue(peer string, entry *heraldv1.BGPPeerNodeStatus) {
 // unless a newer entry replaced them.
 func (w *statusWriter) run(ctx context.Context) {
 	var retry <-chan time.Time
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -484,6 +547,17 @@ func (w *statusWriter) run(ctx context.Context) {
 		case <-retry:
 		}
 		retry = nil
+		// At most one round of writes a second: a session cycling through
+		// states must not turn into a stream of writes (each one wakes every
+		// speaker's and the controller's watch).
+		if wait := time.Second - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		w.mu.Lock()
 		batch := w.pending
 		w.pending = map[string]*heraldv1.BGPPeerNodeStatus{}
@@ -531,7 +605,8 @@ func (s *speaker) applyPeerStatus(ctx context.Context, peer string, entry *heral
 }
 
 // closeBGP withdraws every route and closes the sessions: the routers move traffic
-// to the other nodes before this one stops.
+// to the other nodes before this one stops. Then it marks this node's status
+// entries Idle, so a node drained for good does not look established.
 func (s *speaker) closeBGP(ctx context.Context) {
 	if s.bgp.speaker == nil {
 		return
@@ -541,4 +616,11 @@ func (s *speaker) closeBGP(ctx context.Context) {
 		s.log.Error(err, "Stopping BGP")
 	}
 	s.log.Info("BGP routes withdrawn and sessions closed", "took", time.Since(start).String())
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	for name, e := range s.bgp.reported {
+		e.State, e.Since, e.PrefixesSent, e.LastError = heraldv1.BGPSessionIdle, now, 0, "the speaker stopped"
+		if err := s.applyPeerStatus(ctx, name, &e); err != nil {
+			s.log.Error(err, "Marking BGPPeer status stopped", "peer", name)
+		}
+	}
 }

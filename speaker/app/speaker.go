@@ -108,8 +108,17 @@ func (s *speaker) Start(ctx context.Context) error {
 			return fmt.Errorf("watching %T: %w", o, err)
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { s.poke() },
-			UpdateFunc: func(any, any) { s.poke() },
+			AddFunc: func(any) { s.poke() },
+			UpdateFunc: func(old, cur any) {
+				// Speakers write BGPPeer status; those writes change nothing
+				// any speaker acts on.
+				o, ok1 := old.(*heraldv1.BGPPeer)
+				c, ok2 := cur.(*heraldv1.BGPPeer)
+				if ok1 && ok2 && o.Generation == c.Generation {
+					return
+				}
+				s.poke()
+			},
 			DeleteFunc: func(any) { s.poke() },
 		}); err != nil {
 			return fmt.Errorf("watching %T: %w", o, err)

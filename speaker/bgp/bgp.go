@@ -54,7 +54,8 @@ type Route struct {
 	NextHop          netip.Addr // this node's address of the prefix's family
 	Communities      []uint32   // standard communities (ASN<<16 | value)
 	LargeCommunities []LargeCommunity
-	LocalPref        uint32 // 0 → not set (only meaningful for iBGP)
+	LocalPref        uint32 // sent when HasLocalPref or not 0 (only meaningful for iBGP)
+	HasLocalPref     bool   // send LocalPref even when it is 0
 }
 
 // Desired is the whole wanted state; Set makes it so with minimal changes.
@@ -269,7 +270,9 @@ func (s *Speaker) Set(ctx context.Context, d Desired) error {
 	}
 	if s.passive != nil && !s.anyPassive() {
 		s.stopInstance(ctx, s.passive)
+		s.mu.Lock() // Status reads it under mu
 		s.passive = nil
+		s.mu.Unlock()
 	}
 
 	for i := range d.Peers {
@@ -319,7 +322,9 @@ func (s *Speaker) addNeighbor(ctx context.Context, p *peer) error {
 			if err != nil {
 				return fmt.Errorf("starting listener on port %d: %w", s.cfg.ListenPort, err)
 			}
+			s.mu.Lock() // Status reads it under mu
 			s.passive = in
+			s.mu.Unlock()
 		}
 		inst = s.passive
 	}

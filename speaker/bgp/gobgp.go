@@ -296,14 +296,14 @@ func apiPath(r *Route) (*api.Path, error) {
 		}
 		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lc))
 	}
-	if r.LocalPref > 0 {
+	if r.HasLocalPref || r.LocalPref > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeLocalPref(r.LocalPref))
 	}
 	return apiutil.NewPath(nlri, false, attrs, time.Now())
 }
 
 func sameRoute(a, b *Route) bool {
-	return a.Prefix == b.Prefix && a.NextHop == b.NextHop && a.LocalPref == b.LocalPref &&
+	return a.Prefix == b.Prefix && a.NextHop == b.NextHop && a.LocalPref == b.LocalPref && a.HasLocalPref == b.HasLocalPref &&
 		slices.Equal(a.Communities, b.Communities) && slices.Equal(a.LargeCommunities, b.LargeCommunities)
 }
 
