@@ -155,6 +155,10 @@ func conntrackHits(t testing.TB, l *lab.Lab, ip string) map[string]int {
 
 // frrPath is one path of `show bgp <afi> unicast <prefix> json`.
 type frrPath struct {
+	Multipath bool `json:"multipath"`
+	Bestpath  struct {
+		Overall bool `json:"overall"`
+	} `json:"bestpath"`
 	LocPrf    int `json:"locPrf"`
 	Community *struct {
 		String string `json:"string"`

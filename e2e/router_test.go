@@ -89,7 +89,7 @@ func TestRouter(t *testing.T) {
 
 	t.Run("FRR has a path from each node", func(t *testing.T) {
 		for _, p := range []netip.Prefix{gobgpPrefixV4, gobgpPrefixV6} {
-			paths := routerPaths(t, l, p)
+			paths := frrPaths(t, l, p)
 			var hops []string
 			for _, path := range paths {
 				for _, h := range path.Nexthops {
@@ -412,36 +412,6 @@ func waitRouterPeers(t testing.TB, l *lab.Lab, within time.Duration, want map[st
 		}
 		return true, ""
 	})
-}
-
-// routerPath is one path of FRR's `show bgp <afi> unicast <prefix> json`.
-type routerPath struct {
-	Multipath bool `json:"multipath"`
-	Bestpath  struct {
-		Overall bool `json:"overall"`
-	} `json:"bestpath"`
-	Nexthops []struct {
-		IP string `json:"ip"`
-	} `json:"nexthops"`
-}
-
-func routerPaths(t testing.TB, l *lab.Lab, p netip.Prefix) []routerPath {
-	t.Helper()
-	afi := "ipv4"
-	if p.Addr().Is6() {
-		afi = "ipv6"
-	}
-	out, err := l.Vtysh(context.Background(), fmt.Sprintf("show bgp %s unicast %s json", afi, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Paths []routerPath `json:"paths"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("decoding FRR's paths: %v\n%s", err, out)
-	}
-	return res.Paths
 }
 
 // waitRoute polls a kernel's route to p every 10 ms until its nexthops are want (nil:

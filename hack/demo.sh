@@ -33,16 +33,17 @@ export KUBECONFIG=/tmp/herald-lab/kubeconfig
 K=bin/k8s/kubectl
 go run ./e2e/cmd/demo pods
 
-if [ "$MODE" = bgp ]; then
-  say "A LoadBalancer Service asking for the pool \"routed\", which does not exist yet"
-  $K apply -f - <<'YAML'
+# service POOL: a dual-stack LoadBalancer Service in front of the pods, asking for
+# POOL when it is not empty; shown <pending> with the reason.
+service() {
+  local annotations=""
+  [ -n "$1" ] && annotations=$'\n  annotations:\n    herald.io/pool: '"$1"
+  $K apply -f - <<YAML
 apiVersion: v1
 kind: Service
 metadata:
   name: whoami
-  namespace: default
-  annotations:
-    herald.io/pool: routed
+  namespace: default$annotations
 spec:
   type: LoadBalancer
   ipFamilyPolicy: PreferDualStack
@@ -57,15 +58,41 @@ YAML
   $K get svc whoami
   echo
   $K get svc whoami -o jsonpath='{.status.conditions[0].reason}: {.status.conditions[0].message}{"\n"}'
+}
 
-  say "Adding the pool, a BGPPeer for the router (IPv4 and IPv6) and a BGPAnnouncement (manifests/examples/bgp.yaml)"
-  $K apply -f manifests/examples/bgp.yaml
+# apply_and_wait FILE: applies FILE and sets ip to the Service's first address.
+apply_and_wait() {
+  $K apply -f "$1"
   for _ in $(seq 50); do
     ip=$($K get svc whoami -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
     [ -n "$ip" ] && break
     sleep 0.2
   done
   $K get svc whoami
+}
+
+# curl6 NS: six requests to the address from namespace NS; ok counts answers.
+curl6() {
+  ok=0
+  for _ in 1 2 3 4 5 6; do
+    if out=$(ip netns exec "$1" curl -s --max-time 3 "http://$ip/"); then
+      echo "  $out"; ok=$((ok + 1))
+    else
+      echo "  (failed)"
+    fi
+  done
+}
+
+events() {
+  $K get events --field-selector involvedObject.name=whoami -o custom-columns=REASON:.reason,MESSAGE:.message | sed 's/^/  /'
+}
+
+if [ "$MODE" = bgp ]; then
+  say "A LoadBalancer Service asking for the pool \"routed\", which does not exist yet"
+  service routed
+
+  say "Adding the pool, a BGPPeer for the router (IPv4 and IPv6) and a BGPAnnouncement (manifests/examples/bgp.yaml)"
+  apply_and_wait manifests/examples/bgp.yaml
   for _ in $(seq 100); do
     [ "$(ip netns exec lab-router ip route show exact "$ip/32" | grep -c 'via 10.77.0.1[123]')" = 3 ] && break
     sleep 0.1
@@ -78,20 +105,12 @@ YAML
   ip netns exec lab-router ip route show exact "$ip/32" | sed 's/^/  /'
 
   say "curl from the external network (lab-ext, 10.99.0.100, behind the router), 6 times"
-  ok=0
-  for _ in 1 2 3 4 5 6; do
-    if out=$(ip netns exec lab-ext curl -s --max-time 3 "http://$ip/"); then
-      echo "  $out"; ok=$((ok + 1))
-    else
-      echo "  (failed)"
-    fi
-  done
+  curl6 lab-ext
   echo "  connections per ingress node (conntrack):"
   for n in 1 2 3; do
     echo "    node$n: $(ip netns exec lab-node$n conntrack -L -p tcp --orig-dst "$ip" 2>/dev/null | grep -c "dst=$ip")"
   done
-  $K get events --field-selector involvedObject.name=whoami -o custom-columns=REASON:.reason,MESSAGE:.message | sed 's/^/  /'
-
+  events
   cat <<MSG
 
 Explore:   export KUBECONFIG=/tmp/herald-lab/kubeconfig; $PWD/bin/k8s/kubectl get svc,ippools,bgppeers,bgpannouncements
@@ -104,35 +123,10 @@ MSG
 fi
 
 say "A LoadBalancer Service with no pool yet"
-$K apply -f - <<'YAML'
-apiVersion: v1
-kind: Service
-metadata:
-  name: whoami
-  namespace: default
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: PreferDualStack
-  ipFamilies: [IPv4, IPv6]
-  ports:
-  - name: http
-    port: 80
-    targetPort: 8080
-YAML
-go run ./e2e/cmd/demo endpoints
-sleep 1
-$K get svc whoami
-echo
-$K get svc whoami -o jsonpath='{.status.conditions[0].reason}: {.status.conditions[0].message}{"\n"}'
+service ""
 
 say "Adding an IPPool and an L2Announcement (manifests/examples/l2.yaml)"
-$K apply -f manifests/examples/l2.yaml
-for _ in $(seq 50); do
-  ip=$($K get svc whoami -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
-  [ -n "$ip" ] && break
-  sleep 0.2
-done
-$K get svc whoami
+apply_and_wait manifests/examples/l2.yaml
 $K get ippools
 
 # The speaker probes a new address (about 100 ms) before it answers for it.
@@ -142,16 +136,9 @@ for _ in $(seq 30); do
 done
 
 say "curl from the client namespace (the laptop), 6 times"
-ok=0
-for _ in 1 2 3 4 5 6; do
-  if out=$(ip netns exec lab-client curl -s --max-time 3 "http://$ip/"); then
-    echo "  $out"; ok=$((ok + 1))
-  else
-    echo "  (failed)"
-  fi
-done
+curl6 lab-client
 ip netns exec lab-client ip neigh show "$ip" | sed 's/^/  neighbour: /'
-$K get events --field-selector involvedObject.name=whoami -o custom-columns=REASON:.reason,MESSAGE:.message | sed 's/^/  /'
+events
 
 cat <<MSG
 

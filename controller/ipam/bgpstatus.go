@@ -30,16 +30,10 @@ import (
 // when it names none and there is no BGPPeer at all. Named peers of which only
 // some exist leave it Ready, with the missing ones in the message.
 func bgpReady(a *heraldv1.BGPAnnouncement, pools []heraldv1.IPPool, peers []heraldv1.BGPPeer) metav1.Condition {
-	c := metav1.Condition{Type: heraldv1.IPPoolConditionReady, ObservedGeneration: a.Generation}
-	if err := selectorsError(
-		namedSelector{"ipPoolSelector", a.Spec.IPPoolSelector},
-		namedSelector{"nodeSelector", a.Spec.NodeSelector},
-		namedSelector{"serviceSelector", a.Spec.ServiceSelector},
-	); err != nil {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "InvalidSelector", err.Error()
+	c, pc, ok := announcementReady(a.Generation, a.Spec.IPPools, a.Spec.IPPoolSelector, a.Spec.NodeSelector, a.Spec.ServiceSelector, pools)
+	if !ok {
 		return c
 	}
-	pc := coverPools(a.Spec.IPPools, a.Spec.IPPoolSelector, pools)
 
 	var found, missing []string
 	if len(a.Spec.Peers) == 0 {

@@ -18,20 +18,30 @@ import (
 // +kubebuilder:rbac:groups=herald.io,resources=l2announcements,verbs=get;list;watch
 // +kubebuilder:rbac:groups=herald.io,resources=l2announcements/status,verbs=get;update;patch
 
+// announcementReady starts the Ready condition of an L2 or BGP announcement: it is
+// False/InvalidSelector (and ok false) when a selector cannot be parsed; else it
+// returns the pools covered.
+func announcementReady(gen int64, poolNames []string, poolSel, nodeSel, svcSel *metav1.LabelSelector, pools []heraldv1.IPPool) (metav1.Condition, poolCoverage, bool) {
+	c := metav1.Condition{Type: heraldv1.IPPoolConditionReady, ObservedGeneration: gen}
+	if err := selectorsError(
+		namedSelector{"ipPoolSelector", poolSel},
+		namedSelector{"nodeSelector", nodeSel},
+		namedSelector{"serviceSelector", svcSel},
+	); err != nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "InvalidSelector", err.Error()
+		return c, poolCoverage{}, false
+	}
+	return c, coverPools(poolNames, poolSel, pools), true
+}
+
 // l2Ready is the Ready condition of an L2Announcement given the pools that exist:
 // False when a selector cannot be parsed or no pool is covered, so a typo in a pool
 // name shows on the object rather than as addresses nobody announces.
 func l2Ready(a *heraldv1.L2Announcement, pools []heraldv1.IPPool) metav1.Condition {
-	c := metav1.Condition{Type: heraldv1.IPPoolConditionReady, ObservedGeneration: a.Generation}
-	if err := selectorsError(
-		namedSelector{"ipPoolSelector", a.Spec.IPPoolSelector},
-		namedSelector{"nodeSelector", a.Spec.NodeSelector},
-		namedSelector{"serviceSelector", a.Spec.ServiceSelector},
-	); err != nil {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "InvalidSelector", err.Error()
+	c, pc, ok := announcementReady(a.Generation, a.Spec.IPPools, a.Spec.IPPoolSelector, a.Spec.NodeSelector, a.Spec.ServiceSelector, pools)
+	if !ok {
 		return c
 	}
-	pc := coverPools(a.Spec.IPPools, a.Spec.IPPoolSelector, pools)
 	if len(pc.covered) == 0 {
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "NoPool", "covers no existing IPPool"
 	} else {
