@@ -32,9 +32,8 @@ import (
 // bgpState is the BGP side of the speaker: one embedded BGP speaker, created when
 // the node first has a peer, and what was last reported about it.
 type bgpState struct {
-	log      logr.Logger
-	speaker  *bgp.Speaker
-	onChange func()
+	log     logr.Logger
+	speaker *bgp.Speaker
 	// announced maps a Service key to the peers it was last reported announced to.
 	announced map[string][]string
 	// reported is the status entry last written to each BGPPeer.
@@ -53,14 +52,22 @@ type bgpState struct {
 	lastGood map[string]bgp.Peer
 	// primed is set once the first plan was taken in without Events.
 	primed bool
+
+	// The worker (runBGP) owns speaker and the report state above, but for
+	// lastGood, which the speaker loop owns; job and kick pass it work.
+	jobMu      sync.Mutex
+	job        *bgpJob
+	kick       chan struct{}
+	workerDone chan struct{}
 }
 
-func newBGPState(log logr.Logger, onChange func()) *bgpState {
+func newBGPState(log logr.Logger) *bgpState {
 	return &bgpState{
-		log: log.WithName("bgp"), onChange: onChange,
+		log:       log.WithName("bgp"),
 		announced: map[string][]string{}, reported: map[string]heraldv1.BGPPeerNodeStatus{},
 		problems: map[string]string{}, established: map[string]bool{}, updates: map[string][2]uint64{},
 		queuedAt: map[string]time.Time{}, lastGood: map[string]bgp.Peer{},
+		kick: make(chan struct{}, 1), workerDone: make(chan struct{}),
 	}
 }
 
@@ -200,14 +207,15 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 		planPeers = append(planPeers, plan.BGPPeer{Name: p.Name, NodeSelector: sel, IPv6: addr.Unmap().Is6()})
 	}
 	bp := plan.ComputeBGP(s.cfg.NodeName, svcs, nodes, pools, planPeers, in.anns)
-	if len(bp.Peers) == 0 && b.speaker == nil {
-		s.reportBGP(ctx, in.peers, bp, nil, nil)
-		return
-	}
 
 	v4, v6 := nodeAddrs(&self)
-	desired := bgp.Desired{Routes: map[string][]bgp.Route{}}
-	peerErrs := map[string]string{}
+	job := &bgpJob{peers: in.peers, plan: bp, peerErrs: map[string]string{}, routerID: routerID(v4, s.cfg.NodeName),
+		desired: bgp.Desired{Routes: map[string][]bgp.Route{}}}
+	for name := range b.lastGood {
+		if !slices.Contains(bp.Peers, name) {
+			delete(b.lastGood, name)
+		}
+	}
 	for i := range in.peers {
 		p := &in.peers[i]
 		if !slices.Contains(bp.Peers, p.Name) {
@@ -215,7 +223,7 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 		}
 		bpeer, err := s.bgpPeer(ctx, p)
 		if err != nil {
-			peerErrs[p.Name] = err.Error()
+			job.peerErrs[p.Name] = err.Error()
 			good, ok := b.lastGood[p.Name]
 			if !ok {
 				continue
@@ -224,14 +232,14 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 		} else {
 			b.lastGood[p.Name] = bpeer
 		}
-		desired.Peers = append(desired.Peers, bpeer)
+		job.desired.Peers = append(job.desired.Peers, bpeer)
 		for _, r := range bp.Routes[p.Name] {
 			nh := v4
 			if r.Prefix.Addr().Is6() {
 				nh = v6
 			}
 			if !nh.IsValid() {
-				peerErrs[p.Name] = fmt.Sprintf("node has no InternalIP of the family of %s to use as next hop", r.Prefix)
+				job.peerErrs[p.Name] = fmt.Sprintf("node has no InternalIP of the family of %s to use as next hop", r.Prefix)
 				continue
 			}
 			route := bgp.Route{Prefix: r.Prefix, NextHop: nh, Communities: r.Communities}
@@ -239,21 +247,76 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 				route.LargeCommunities = append(route.LargeCommunities, bgp.LargeCommunity{GlobalAdmin: lc[0], LocalData1: lc[1], LocalData2: lc[2]})
 			}
 			route.LocalPref, route.HasLocalPref = r.LocalPref, r.HasLocalPref
-			desired.Routes[p.Name] = append(desired.Routes[p.Name], route)
+			job.desired.Routes[p.Name] = append(job.desired.Routes[p.Name], route)
 		}
 	}
-	if b.speaker == nil {
-		sp, err := bgp.New(ctx, bgp.Config{RouterID: routerID(v4, s.cfg.NodeName), Logger: slog.New(logr.ToSlogHandler(b.log)), OnChange: b.onChange})
-		if err != nil {
-			s.log.Error(err, "Starting BGP")
+	b.submit(job)
+}
+
+// bgpJob is one computed BGP state for the worker to apply and report.
+type bgpJob struct {
+	desired  bgp.Desired
+	peers    []heraldv1.BGPPeer
+	plan     plan.BGPPlan
+	peerErrs map[string]string
+	routerID netip.Addr
+}
+
+// submit hands the worker the latest job; an older one not yet taken is dropped.
+func (b *bgpState) submit(j *bgpJob) {
+	b.jobMu.Lock()
+	b.job = j
+	b.jobMu.Unlock()
+	b.kickWorker()
+}
+
+func (b *bgpState) kickWorker() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runBGP applies jobs until ctx ends. It runs apart from the speaker loop: gobgp's
+// calls can wait on a dying session for up to a hold time whatever their context
+// says, and the loop must keep layer 2 failover going meanwhile. A session change
+// (OnChange) re-runs the last job, which costs little when nothing changed, to
+// report the new state.
+func (s *speaker) runBGP(ctx context.Context) {
+	b := s.bgp
+	defer close(b.workerDone)
+	var last *bgpJob
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-b.kick:
 		}
-		b.speaker = sp
+		b.jobMu.Lock()
+		if b.job != nil {
+			last, b.job = b.job, nil
+		}
+		b.jobMu.Unlock()
+		if last == nil {
+			continue
+		}
+		if b.speaker == nil && len(last.desired.Peers) > 0 {
+			sp, err := bgp.New(ctx, bgp.Config{RouterID: last.routerID, Logger: slog.New(logr.ToSlogHandler(b.log)), OnChange: b.kickWorker})
+			if err != nil {
+				s.log.Error(err, "Starting BGP")
+				continue
+			}
+			b.speaker = sp
+		}
+		var status []bgp.PeerStatus
+		if b.speaker != nil {
+			if err := b.speaker.Set(ctx, last.desired); err != nil {
+				s.log.Error(err, "Applying BGP announcements; will retry at the next change")
+			}
+			status = b.speaker.Status()
+		}
+		s.reportBGP(ctx, last.peers, last.plan, status, last.peerErrs)
 	}
-	if err := b.speaker.Set(ctx, desired); err != nil {
-		s.log.Error(err, "Applying BGP announcements; will retry at the next change")
-	}
-	s.reportBGP(ctx, in.peers, bp, b.speaker.Status(), peerErrs)
 }
 
 // bgpPeer turns a BGPPeer into a session, reading its password Secret.
@@ -437,7 +500,6 @@ func (b *bgpState) forget(name string) {
 	delete(b.established, name)
 	delete(b.problems, name)
 	delete(b.updates, name)
-	delete(b.lastGood, name)
 	metricBGPUp.DeleteLabelValues(name)
 	metricBGPPrefixes.DeleteLabelValues(name)
 	metricBGPUpdates.DeleteLabelValues(name, "sent")
@@ -608,6 +670,13 @@ func (s *speaker) applyPeerStatus(ctx context.Context, peer string, entry *heral
 // to the other nodes before this one stops. Then it marks this node's status
 // entries Idle, so a node drained for good does not look established.
 func (s *speaker) closeBGP(ctx context.Context) {
+	// The worker stops with the speaker's context, which has ended.
+	select {
+	case <-s.bgp.workerDone:
+	case <-ctx.Done():
+		s.log.Error(ctx.Err(), "BGP is still busy; stopping it anyway")
+		return
+	}
 	if s.bgp.speaker == nil {
 		return
 	}

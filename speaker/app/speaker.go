@@ -84,7 +84,7 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 		owned:    map[string]ownedGroup{},
 		seen:     map[netip.Addr]bool{},
 	}
-	s.bgp = newBGPState(s.log, s.poke)
+	s.bgp = newBGPState(s.log)
 	s.bgp.status = newStatusWriter(s.log.WithName("bgp"), s.applyPeerStatus)
 	return s
 }
@@ -128,6 +128,7 @@ func (s *speaker) Start(ctx context.Context) error {
 		return fmt.Errorf("the cache did not sync")
 	}
 	go s.bgp.status.run(ctx)
+	go s.runBGP(ctx)
 	var node corev1.Node
 	if err := s.client.Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &node); err != nil {
 		return fmt.Errorf("reading this speaker's Node %s: %w", s.cfg.NodeName, err)

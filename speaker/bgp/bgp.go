@@ -106,10 +106,14 @@ type Speaker struct {
 	setMu   sync.Mutex
 	dialer  *instance // never listens
 	passive *instance // nil unless a passive peer is wanted
-	peers   map[string]*peer
-	gen     uint64 // Set generation, marks what the current Set still wants
-	nextVRF uint32
-	closed  bool
+	// passiveFailed and passiveErr record the last failure to start the
+	// listening server.
+	passiveFailed time.Time
+	passiveErr    error
+	peers         map[string]*peer
+	gen           uint64 // Set generation, marks what the current Set still wants
+	nextVRF       uint32
+	closed        bool
 
 	// mu guards session state read by Status and written by gobgp's
 	// callbacks, and byAddr, which maps gobgp's neighbor keys to peers.
@@ -313,13 +317,23 @@ func (s *Speaker) anyPassive() bool {
 	return false
 }
 
+// passiveRetry spaces attempts to listen after one failed.
+const passiveRetry = time.Minute
+
 // addNeighbor creates p's VRF (on the server its mode needs) and neighbor.
 func (s *Speaker) addNeighbor(ctx context.Context, p *peer) error {
 	inst := s.dialer
 	if p.cfg.Passive {
 		if s.passive == nil {
+			// Each failed start leaves gobgp's Serve goroutine behind (it
+			// cannot be ended), so a port held by another daemon is retried
+			// only every passiveRetry, not at every Set.
+			if time.Since(s.passiveFailed) < passiveRetry {
+				return fmt.Errorf("starting listener on port %d: %w (retrying every %v)", s.cfg.ListenPort, s.passiveErr, passiveRetry)
+			}
 			in, err := s.startInstance(ctx, s.cfg.ListenPort)
 			if err != nil {
+				s.passiveFailed, s.passiveErr = time.Now(), err
 				return fmt.Errorf("starting listener on port %d: %w", s.cfg.ListenPort, err)
 			}
 			s.mu.Lock() // Status reads it under mu
