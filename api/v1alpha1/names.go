@@ -21,6 +21,11 @@ const (
 
 	// IPPoolConditionReady is True when a pool's addresses were understood.
 	IPPoolConditionReady = "Ready"
+	// SpeakerFieldManagerPrefix, followed by the node's name, is the
+	// server-side apply field manager with which a node's speaker writes its
+	// entry of BGPPeer status.nodes.
+	SpeakerFieldManagerPrefix = "herald-speaker/"
+
 	// IPPoolConditionOverlapping is True when some of a pool's addresses are also
 	// in another pool.
 	IPPoolConditionOverlapping = "Overlapping"

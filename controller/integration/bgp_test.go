@@ -317,9 +317,23 @@ func statusManagers(p *heraldv1.BGPPeer) []string {
 	return out
 }
 
+// createNode creates a Node (no kubelet: just the object) and deletes it at the end.
+func createNode(t *testing.T, name string) *corev1.Node {
+	t.Helper()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := k8s.Create(context.Background(), n); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), n) })
+	return n
+}
+
 func TestBGPPeerSummary(t *testing.T) {
 	startController(t, controllerOpts{})
 	const name = "bgp-summary"
+	createNode(t, "n1")
+	createNode(t, "n2")
+	gone := createNode(t, "n3")
 	createBGPPeer(t, name, heraldv1.BGPPeerSpec{PeerAddress: "10.0.0.1", PeerASN: 64512, LocalASN: 64513})
 	waitSummary(t, name, "0/0")
 
@@ -341,7 +355,18 @@ func TestBGPPeerSummary(t *testing.T) {
 	waitSummary(t, name, "0/1", "n1=Idle")
 	applyNodeStatus(t, name, "n2", heraldv1.BGPSessionEstablished)
 	got = waitSummary(t, name, "1/2", "n1=Idle", "n2=Established")
-	t.Logf("status managers at the end: %v", statusManagers(got))
+	t.Logf("status managers: %v", statusManagers(got))
+
+	// A Node deleted for good: its speaker cannot remove its entry; the
+	// controller does. An entry of a Node that never existed goes too.
+	applyNodeStatus(t, name, "n3", heraldv1.BGPSessionEstablished)
+	waitSummary(t, name, "2/3", "n1=Idle", "n2=Established", "n3=Established")
+	if err := k8s.Delete(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	waitSummary(t, name, "1/2", "n1=Idle", "n2=Established")
+	applyNodeStatus(t, name, "ghost", heraldv1.BGPSessionEstablished)
+	waitSummary(t, name, "1/2", "n1=Idle", "n2=Established")
 }
 
 func TestBGPPeerPasswordSecretEvent(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 // +kubebuilder:rbac:groups=herald.io,resources=bgppeers;bgpannouncements,verbs=get;list;watch
 // +kubebuilder:rbac:groups=herald.io,resources=bgppeers/status;bgpannouncements/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 
 // bgpReady is the Ready condition of a BGPAnnouncement given the pools and peers
 // that exist. Selectors and pools are judged as for an L2Announcement; then the
@@ -109,8 +110,17 @@ func (c *Controller) writeBGPStatuses(ctx context.Context, pools []heraldv1.IPPo
 			errs = append(errs, fmt.Sprintf("BGPAnnouncement %s: %v", a.Name, err))
 		}
 	}
+	var nodes corev1.NodeList
+	if err := c.client.List(ctx, &nodes); err != nil {
+		return fmt.Errorf("listing Nodes: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, n := range nodes.Items {
+		exists[n.Name] = true
+	}
 	for i := range peers.Items {
 		p := &peers.Items[i]
+		c.pruneGoneNodes(ctx, p, exists)
 		if err := c.applyPeerSummary(ctx, p); err != nil {
 			errs = append(errs, fmt.Sprintf("BGPPeer %s: %v", p.Name, err))
 		}
@@ -120,6 +130,33 @@ func (c *Controller) writeBGPStatuses(ctx context.Context, pools []heraldv1.IPPo
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// pruneGoneNodes removes the status entries of Nodes that no longer exist: their
+// speakers, gone with them, cannot. Each entry belongs to its speaker's field
+// manager, so the removal is that manager applying an empty list.
+func (c *Controller) pruneGoneNodes(ctx context.Context, p *heraldv1.BGPPeer, exists map[string]bool) {
+	kept := p.Status.Nodes[:0:0]
+	for _, e := range p.Status.Nodes {
+		if exists[e.Node] {
+			kept = append(kept, e)
+			continue
+		}
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": heraldv1.GroupVersion.String(),
+			"kind":       "BGPPeer",
+			"metadata":   map[string]any{"name": p.Name},
+			"status":     map[string]any{"nodes": []any{}},
+		}}
+		err := c.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+e.Node))
+		if err != nil && !apierrors.IsNotFound(err) {
+			c.log.Error(err, "Removing a deleted Node's BGPPeer status entry", "peer", p.Name, "node", e.Node)
+			kept = append(kept, e)
+			continue
+		}
+		c.log.Info("Removed a deleted Node's BGPPeer status entry", "peer", p.Name, "node", e.Node)
+	}
+	p.Status.Nodes = kept
 }
 
 // applyPeerSummary writes status.summary when it changed, with server-side apply of

@@ -39,6 +39,17 @@ func (c *Controller) runPoolStatus(ctx context.Context) error {
 		}
 		defer func() { _ = inf.RemoveEventHandler(reg) }()
 	}
+	// A Node deleted for good leaves its speaker's BGPPeer status entries behind;
+	// only deletions matter here (Nodes change every few seconds).
+	nodes, err := c.informers.GetInformer(ctx, &corev1.Node{})
+	if err != nil {
+		return fmt.Errorf("watching Nodes for status: %w", err)
+	}
+	nreg, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(any) { c.markPoolsDirty() }})
+	if err != nil {
+		return fmt.Errorf("watching Nodes for status: %w", err)
+	}
+	defer func() { _ = nodes.RemoveEventHandler(nreg) }()
 	for {
 		select {
 		case <-ctx.Done():

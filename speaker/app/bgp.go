@@ -280,17 +280,22 @@ func (b *bgpState) kickWorker() {
 // runBGP applies jobs until ctx ends. It runs apart from the speaker loop: gobgp's
 // calls can wait on a dying session for up to a hold time whatever their context
 // says, and the loop must keep layer 2 failover going meanwhile. A session change
-// (OnChange) re-runs the last job, which costs little when nothing changed, to
-// report the new state.
+// (OnChange) and a 5 s tick re-run the last job, which costs little when nothing
+// changed, to report the current state.
 func (s *speaker) runBGP(ctx context.Context) {
 	b := s.bgp
 	defer close(b.workerDone)
+	// Counters (prefixes sent) and errors change without a session or cluster
+	// event; status should still show them.
+	refresh := time.NewTicker(5 * time.Second)
+	defer refresh.Stop()
 	var last *bgpJob
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.kick:
+		case <-refresh.C:
 		}
 		b.jobMu.Lock()
 		if b.job != nil {
@@ -663,7 +668,7 @@ func (s *speaker) applyPeerStatus(ctx context.Context, peer string, entry *heral
 	}}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return s.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner("herald-speaker/"+s.cfg.NodeName), client.ForceOwnership)
+	return s.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+s.cfg.NodeName), client.ForceOwnership)
 }
 
 // closeBGP withdraws every route and closes the sessions: the routers move traffic

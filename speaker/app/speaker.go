@@ -56,8 +56,11 @@ type speaker struct {
 	// seen.
 	started time.Time
 	joined  bool
-	// linkWasUp is whether some usable link was up at the last netlink change.
+	// linkWasUp is whether the node's link was up at the last netlink change.
 	linkWasUp bool
+	// bind is the address memberlist binds: its link is the node's link to the
+	// other speakers.
+	bind netip.Addr
 	// seen holds every address of the last plan, whoever owned it: an address
 	// not in it is new to the cluster and is probed before it is announced; one
 	// in it is a takeover, which must not wait for a probe.
@@ -155,7 +158,8 @@ func (s *speaker) Start(ctx context.Context) error {
 	}
 	s.members = members
 	s.started = time.Now()
-	s.linkWasUp = linkUp()
+	s.bind, _ = netip.ParseAddr(bind)
+	s.linkWasUp = linkUp(s.bind)
 	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
 	s.join(ctx)
 
@@ -180,16 +184,19 @@ func (s *speaker) Start(ctx context.Context) error {
 		case <-l2.Changed():
 			// A node whose links all went down was cut off, whatever memberlist
 			// has noticed yet: when a link comes back, it says it has returned.
-			up := linkUp()
+			up := linkUp(s.bind)
 			if up && !s.linkWasUp {
-				s.log.Info("Network link is back; holding down before taking addresses back")
+				// Cut off, this node saw itself alone and elected itself
+				// for everything. Back, it announces nothing until it hears
+				// the others again (as at start), and they hold it down.
+				s.log.Info("Network link is back; silent until the other speakers are heard, then held down")
 				members.MarkReturned()
+				s.joined, s.started = false, time.Now()
 			}
 			s.linkWasUp = up
 		case <-rejoin.C:
-			// Also a periodic sync: BGP counters (prefixes sent) and errors
-			// change without a cluster event, and status should show them.
 			s.join(ctx)
+			continue
 		}
 		next := s.sync(ctx)
 		if recheck != nil {
@@ -368,11 +375,20 @@ func (s *speaker) handOver() {
 	s.log.Info("Handed over", "took", time.Since(start).String())
 }
 
-// linkUp reports whether some non-loopback link with an address is up.
-func linkUp() bool {
+// linkUp reports whether the link holding addr (the node's address) is up; with
+// no such link, whether some non-loopback link with an address is up. Other
+// links (a pod bridge, say) stay up when the node is cut off.
+func linkUp(addr netip.Addr) bool {
 	topo, err := layer2.ReadTopology()
 	if err != nil {
 		return true // unknown: do not claim a return that did not happen
+	}
+	for _, l := range topo.Links {
+		for _, p := range l.Prefixes {
+			if p.Addr() == addr {
+				return l.Up
+			}
+		}
 	}
 	for _, l := range topo.Links {
 		if l.Up && !l.Loopback && len(l.Prefixes) > 0 {
