@@ -33,16 +33,13 @@ var (
 	lbIPv6 = netip.MustParseAddr("fd77::200")
 )
 
-// TestLab proves the lab's data path without herald: kube-proxy serves a ClusterIP,
-// a NodePort and a LoadBalancer address from the Service's status, on both families;
-// a second Up reuses the lab; Down leaves nothing behind.
-func TestLab(t *testing.T) {
+// plainLab brings up the lab without herald (skipping without root) and tears it
+// down when the test ends.
+func plainLab(ctx context.Context, t *testing.T) (*lab.Lab, lab.Config) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the e2e lab needs root")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-
 	cfg := lab.Config{Logf: t.Logf}
 	t.Cleanup(func() {
 		if err := lab.Down(cfg); err != nil {
@@ -55,6 +52,16 @@ func TestLab(t *testing.T) {
 		t.Fatalf("bringing the lab up: %v", err)
 	}
 	t.Logf("Up took %v", time.Since(start).Round(time.Millisecond))
+	return l, cfg
+}
+
+// TestLab proves the lab's data path without herald: kube-proxy serves a ClusterIP,
+// a NodePort and a LoadBalancer address from the Service's status, on both families;
+// a second Up reuses the lab; Down leaves nothing behind.
+func TestLab(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	l, cfg := plainLab(ctx, t)
 
 	var pods []string
 	for i, node := range l.NodeNames() {
