@@ -167,6 +167,12 @@ func BenchmarkLayer2(b *testing.B) {
 	benchLine(b, "l2-assigned-to-answer-p95", ms(lat[len(lat)*95/100]), "ms")
 
 	// Speaker resident memory.
+	worst := maxSpeakerRSS(l)
+	benchLine(b, "l2-speaker-rss-max", worst, "MB")
+}
+
+// maxSpeakerRSS returns the largest resident memory of the lab's speakers, in MB.
+func maxSpeakerRSS(l *lab.Lab) float64 {
 	var worst float64
 	for _, ps := range l.Processes() {
 		if !strings.HasPrefix(ps.Name, "speaker-") || !ps.Running {
@@ -183,5 +189,5 @@ func BenchmarkLayer2(b *testing.B) {
 			}
 		}
 	}
-	benchLine(b, "l2-speaker-rss-max", worst, "MB")
+	return worst
 }
