@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/internal/procmem"
 )
 
 // benchLine prints a `make bench` line and appends it to $HERALD_BENCH_OUT.
@@ -167,27 +167,21 @@ func BenchmarkLayer2(b *testing.B) {
 	benchLine(b, "l2-assigned-to-answer-p95", ms(lat[len(lat)*95/100]), "ms")
 
 	// Speaker resident memory.
-	worst := maxSpeakerRSS(l)
-	benchLine(b, "l2-speaker-rss-max", worst, "MB")
+	rss, anon := maxSpeakerMemory(l)
+	benchLine(b, "l2-speaker-rss-max", rss, "MB")
+	benchLine(b, "l2-speaker-anon-max", anon, "MB")
 }
 
-// maxSpeakerRSS returns the largest resident memory of the lab's speakers, in MB.
-func maxSpeakerRSS(l *lab.Lab) float64 {
-	var worst float64
+// maxSpeakerMemory returns the largest resident memory (RSS) and the largest
+// anonymous part among the lab's speakers, in MB.
+func maxSpeakerMemory(l *lab.Lab) (rss, anon float64) {
 	for _, ps := range l.Processes() {
 		if !strings.HasPrefix(ps.Name, "speaker-") || !ps.Running {
 			continue
 		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", ps.PID))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(st), "\n") {
-			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				worst = max(worst, kb/1024)
-			}
+		if u, err := procmem.Read(ps.PID); err == nil {
+			rss, anon = max(rss, procmem.MB(u.RSS)), max(anon, procmem.MB(u.Anon))
 		}
 	}
-	return worst
+	return rss, anon
 }

@@ -12,8 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/procmem"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
 
@@ -238,9 +237,10 @@ func BenchmarkRestart5000(b *testing.B) {
 		}
 		stopAgain()
 		if iter == 0 {
-			rss := controllerRSS(b)
-			b.ReportMetric(rss/(1<<20), "controller-rss-MB")
-			b.Logf("bench: controller-rss-5000 %.1f MB", rss/(1<<20))
+			u := controllerMemory(b)
+			b.ReportMetric(procmem.MB(u.RSS), "controller-rss-MB")
+			b.Logf("bench: controller-rss-5000 %.1f MB", procmem.MB(u.RSS))
+			b.Logf("bench: controller-anon-5000 %.1f MB", procmem.MB(u.Anon))
 		}
 		b.ReportMetric(ms(ready), "ready-ms")
 		b.ReportMetric(float64(changed), "changed")
@@ -251,10 +251,10 @@ func BenchmarkRestart5000(b *testing.B) {
 	}
 }
 
-// controllerRSS runs the controller binary as its own process against the test API
+// controllerMemory runs the controller binary as its own process against the test API
 // server (which holds the 5,000 Services), waits until it is ready and has settled,
 // and returns its resident memory in bytes.
-func controllerRSS(b *testing.B) float64 {
+func controllerMemory(b *testing.B) procmem.Usage {
 	b.Helper()
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "herald-controller")
@@ -286,7 +286,7 @@ func controllerRSS(b *testing.B) float64 {
 	pprofAddr := l.Addr().String()
 	l.Close()
 	cmd := exec.Command(bin, "--leader-elect=false", "--metrics-addr=0", "--health-addr="+health, "--pprof-addr="+pprofAddr, "--log-level=error")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath, "POD_NAMESPACE=default")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -312,19 +312,9 @@ func controllerRSS(b *testing.B) float64 {
 			_ = os.WriteFile(out, data, 0o644)
 		}
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	u, err := procmem.Read(cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb * 1024
-		}
-	}
-	b.Fatal("no VmRSS in /proc status")
-	return 0
+	return u
 }
