@@ -449,6 +449,7 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 			// Written but not (yet) seen in the cache: write again, now and then.
 			if time.Since(b.queuedAt[p.Name]) > 10*time.Second {
 				b.status.queue(p.Name, &entry)
+				b.queuedAt[p.Name] = time.Now()
 			}
 		}
 		if !had || prev != entry {
