@@ -33,6 +33,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/ipaddr"
 )
 
 // Least privilege: read Services and Namespaces, write only Service status, read
@@ -379,7 +380,7 @@ func (c *Controller) letGo(ctx context.Context, svc *corev1.Service) error {
 		}
 	}
 	if len(released) > 0 {
-		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", joinIPs(released))
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", ipaddr.Join(released))
 		c.wakePending(ctx, nn)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/ipaddr"
 )
 
 // Condition reasons written besides the allocator's refusal reasons.
@@ -36,16 +37,16 @@ func desiredCondition(svc *corev1.Service, req allocator.Request, asg allocator.
 		cond.Reason = allocator.ReasonOf(err).String()
 		cond.Message = err.Error()
 		if len(asg.IPs) > 0 {
-			cond.Message += fmt.Sprintf("; the Service keeps %s meanwhile", joinIPs(asg.IPs))
+			cond.Message += fmt.Sprintf("; the Service keeps %s meanwhile", ipaddr.Join(asg.IPs))
 		}
 	case asg.Pool == "":
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = ReasonOutsidePools
-		cond.Message = fmt.Sprintf("%s is no longer in any IPPool; the Service keeps it until it is deleted or stops being a LoadBalancer (orphan policy Retain)", joinIPs(asg.IPs))
+		cond.Message = fmt.Sprintf("%s is no longer in any IPPool; the Service keeps it until it is deleted or stops being a LoadBalancer (orphan policy Retain)", ipaddr.Join(asg.IPs))
 	default:
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = ReasonAllocated
-		cond.Message = fmt.Sprintf("assigned %s from IPPool %s", joinIPs(asg.IPs), asg.Pool)
+		cond.Message = fmt.Sprintf("assigned %s from IPPool %s", ipaddr.Join(asg.IPs), asg.Pool)
 		if req.Policy == allocator.PreferDualStack && len(asg.IPs) < len(req.Families) {
 			cond.Message += "; no pool this Service may use has a free address of its other family"
 		}
@@ -84,7 +85,7 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, req a
 		if cond.Reason == ReasonOutsidePools {
 			c.recorder.Event(svc, corev1.EventTypeWarning, "IPOutsidePools", cond.Message)
 		} else {
-			c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPAllocated", "Assigned %s from IPPool %s", joinIPs(asg.IPs), asg.Pool)
+			c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPAllocated", "Assigned %s from IPPool %s", ipaddr.Join(asg.IPs), asg.Pool)
 		}
 	case !sameCond && cond.Reason == ReasonOutsidePools:
 		c.recorder.Event(svc, corev1.EventTypeWarning, "IPOutsidePools", cond.Message)
@@ -133,12 +134,4 @@ func allVIP(svc *corev1.Service) bool {
 		}
 	}
 	return true
-}
-
-func joinIPs(ips []netip.Addr) string {
-	s := make([]string, len(ips))
-	for i, ip := range ips {
-		s[i] = ip.String()
-	}
-	return strings.Join(s, ", ")
 }

@@ -111,3 +111,12 @@ func ParseIPList(s string) ([]netip.Addr, error) {
 	}
 	return out, nil
 }
+
+// Join writes addresses for people: "10.0.0.1, fd00::1".
+func Join(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ", ")
+}

@@ -106,3 +106,12 @@ func FuzzParseRange(f *testing.F) {
 		}
 	})
 }
+
+func TestJoin(t *testing.T) {
+	if got := Join([]netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}); got != "10.0.0.1, fd00::1" {
+		t.Errorf("Join = %q", got)
+	}
+	if got := Join(nil); got != "" {
+		t.Errorf("Join(nil) = %q", got)
+	}
+}

@@ -163,18 +163,14 @@ func loadKey(ctx context.Context, cs kubernetes.Interface, cfg Config) ([]byte, 
 // nodeAddr returns the node's InternalIP (IPv4 preferred), where memberlist binds
 // and where the other speakers find it.
 func nodeAddr(n *corev1.Node) string {
-	var v6 string
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		if ip := net.ParseIP(a.Address); ip != nil && ip.To4() != nil {
-			return a.Address
-		} else if ip != nil && v6 == "" {
-			v6 = a.Address
-		}
+	v4, v6 := nodeAddrs(n)
+	switch {
+	case v4.IsValid():
+		return v4.String()
+	case v6.IsValid():
+		return v6.String()
 	}
-	return v6
+	return ""
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/ipaddr"
 	"github.com/heraldlb/herald/speaker/election"
 	"github.com/heraldlb/herald/speaker/layer2"
 	"github.com/heraldlb/herald/speaker/membership"
@@ -330,7 +331,7 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 				continue
 			}
 			if changed && len(ips) > 0 {
-				s.recorder.Eventf(ref, corev1.EventTypeNormal, "Announcing", "Node %s announces %s on %s (layer 2)", s.cfg.NodeName, joinAddrs(ips), strings.Join(ifs, ", "))
+				s.recorder.Eventf(ref, corev1.EventTypeNormal, "Announcing", "Node %s announces %s on %s (layer 2)", s.cfg.NodeName, ipaddr.Join(ips), strings.Join(ifs, ", "))
 			}
 			if !had && len(conflicts) > 0 {
 				s.recorder.Event(ref, corev1.EventTypeWarning, "IPConflict", "Node "+s.cfg.NodeName+" does not announce: "+strings.Join(conflicts, "; "))
@@ -420,12 +421,4 @@ func localMACs() []string {
 		}
 	}
 	return out
-}
-
-func joinAddrs(ips []netip.Addr) string {
-	s := make([]string, len(ips))
-	for i, ip := range ips {
-		s[i] = ip.String()
-	}
-	return strings.Join(s, ", ")
 }
