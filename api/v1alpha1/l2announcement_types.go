@@ -63,6 +63,7 @@ type L2AnnouncementStatus struct {
 // +kubebuilder:resource:scope=Cluster,shortName=l2a,categories=herald
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type L2Announcement struct {
 	metav1.TypeMeta   `json:",inline"`

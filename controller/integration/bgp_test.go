@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -268,17 +267,12 @@ func TestBGPAnnouncementStatus(t *testing.T) {
 // holding the node's entry alone, or no entry to remove it.
 func applyNodeStatus(t testing.TB, peer, node string, state heraldv1.BGPSessionState) {
 	t.Helper()
-	nodes := []any{}
+	var entry *heraldv1.BGPPeerNodeStatus
 	if state != "" {
-		nodes = append(nodes, map[string]any{"node": node, "state": string(state), "prefixesSent": int64(1), "since": time.Now().UTC().Format(time.RFC3339)})
+		entry = &heraldv1.BGPPeerNodeStatus{Node: node, State: state, PrefixesSent: 1, Since: metav1.NewTime(time.Now())}
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": heraldv1.GroupVersion.String(),
-		"kind":       "BGPPeer",
-		"metadata":   map[string]any{"name": peer},
-		"status":     map[string]any{"nodes": nodes},
-	}}
-	if err := k8s.Status().Patch(context.Background(), u, client.Apply, client.FieldOwner("herald-speaker/"+node), client.ForceOwnership); err != nil {
+	u := heraldv1.BGPPeerNodeStatusApply(peer, entry)
+	if err := k8s.Status().Patch(context.Background(), u, client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+node), client.ForceOwnership); err != nil {
 		t.Fatalf("applying %s's status of BGPPeer %s: %v", node, peer, err)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -110,13 +110,15 @@ func (c *Controller) writeBGPStatuses(ctx context.Context, pools []heraldv1.IPPo
 			errs = append(errs, fmt.Sprintf("BGPAnnouncement %s: %v", a.Name, err))
 		}
 	}
-	var nodes corev1.NodeList
-	if err := c.client.List(ctx, &nodes); err != nil {
-		return fmt.Errorf("listing Nodes: %w", err)
-	}
 	exists := map[string]bool{}
-	for _, n := range nodes.Items {
-		exists[n.Name] = true
+	if slices.ContainsFunc(peers.Items, func(p heraldv1.BGPPeer) bool { return len(p.Status.Nodes) > 0 }) {
+		var nodes corev1.NodeList
+		if err := c.client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
+			return fmt.Errorf("listing Nodes: %w", err)
+		}
+		for _, n := range nodes.Items {
+			exists[n.Name] = true
+		}
 	}
 	for i := range peers.Items {
 		p := &peers.Items[i]
@@ -142,13 +144,7 @@ func (c *Controller) pruneGoneNodes(ctx context.Context, p *heraldv1.BGPPeer, ex
 			kept = append(kept, e)
 			continue
 		}
-		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": heraldv1.GroupVersion.String(),
-			"kind":       "BGPPeer",
-			"metadata":   map[string]any{"name": p.Name},
-			"status":     map[string]any{"nodes": []any{}},
-		}}
-		err := c.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+e.Node))
+		err := c.client.Status().Patch(ctx, heraldv1.BGPPeerNodeStatusApply(p.Name, nil), client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+e.Node))
 		if err != nil && !apierrors.IsNotFound(err) {
 			c.log.Error(err, "Removing a deleted Node's BGPPeer status entry", "peer", p.Name, "node", e.Node)
 			kept = append(kept, e)
@@ -166,13 +162,7 @@ func (c *Controller) applyPeerSummary(ctx context.Context, p *heraldv1.BGPPeer) 
 	if sum == p.Status.Summary {
 		return nil
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": heraldv1.GroupVersion.String(),
-		"kind":       "BGPPeer",
-		"metadata":   map[string]any{"name": p.Name},
-		"status":     map[string]any{"summary": sum},
-	}}
-	err := c.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	err := c.client.Status().Patch(ctx, heraldv1.BGPPeerSummaryApply(p.Name, sum), client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
 	if apierrors.IsNotFound(err) {
 		return nil // deleted meanwhile
 	}
@@ -208,8 +198,10 @@ func (c *Controller) checkPeerSecrets(ctx context.Context, peers []heraldv1.BGPP
 			c.recorder.Eventf(p, corev1.EventTypeWarning, "PasswordSecretNotFound",
 				"passwordSecretRef names Secret %s/%s, which does not exist: the sessions cannot use their TCP MD5 password", c.opts.Namespace, ref.Name)
 		case err != nil:
-			// Tried again at the next status pass.
-			c.log.Error(err, "Checking a BGPPeer's password Secret", "bgppeer", p.Name, "secret", ref.Name)
+			// Tried again at a status pass, asked for in a while so an API
+			// outage is not hammered.
+			c.log.Error(err, "Checking a BGPPeer's password Secret; retrying in 30s", "bgppeer", p.Name, "secret", ref.Name)
+			time.AfterFunc(30*time.Second, c.markPoolsDirty)
 			continue
 		default:
 			key := ref.Key

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,12 +118,9 @@ func (c *Controller) writeL2Statuses(ctx context.Context, pools []heraldv1.IPPoo
 	var errs []string
 	for i := range anns.Items {
 		a := &anns.Items[i]
-		st := a.Status.DeepCopy()
-		meta.SetStatusCondition(&st.Conditions, l2Ready(a, pools))
-		if equality.Semantic.DeepEqual(st, &a.Status) {
+		if !meta.SetStatusCondition(&a.Status.Conditions, l2Ready(a, pools)) {
 			continue
 		}
-		a.Status = *st
 		if err := c.client.Status().Update(ctx, a); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Sprintf("L2Announcement %s: %v", a.Name, err))
 		}

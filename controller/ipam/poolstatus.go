@@ -3,6 +3,7 @@ package ipam
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/big"
 	"strings"
 	"time"
@@ -29,9 +30,19 @@ func (c *Controller) runPoolStatus(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watching %T for status: %w", o, err)
 		}
+		_, isPeer := o.(*heraldv1.BGPPeer)
 		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { c.markPoolsDirty() },
-			UpdateFunc: func(any, any) { c.markPoolsDirty() },
+			AddFunc: func(any) { c.markPoolsDirty() },
+			UpdateFunc: func(old, cur any) {
+				// The pass's own status writes change neither spec nor labels;
+				// BGPPeer status is the speakers', which the summary counts.
+				o, ok1 := old.(client.Object)
+				n, ok2 := cur.(client.Object)
+				if !isPeer && ok1 && ok2 && o.GetGeneration() == n.GetGeneration() && maps.Equal(o.GetLabels(), n.GetLabels()) {
+					return
+				}
+				c.markPoolsDirty()
+			},
 			DeleteFunc: func(any) { c.markPoolsDirty() },
 		})
 		if err != nil {

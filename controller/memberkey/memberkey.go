@@ -18,21 +18,34 @@ import (
 // DataKey is the key in the Secret's data that holds the memberlist key.
 const DataKey = "secretkey"
 
-// KeySize is the key length: 32 bytes selects AES-256 in memberlist.
+// KeySize is the length of the keys the controller makes: 32 bytes selects
+// AES-256 in memberlist.
 const KeySize = 32
+
+// Valid says whether k can be a memberlist key: 16, 24 or 32 bytes (AES-128,
+// -192, -256). The controller keeps a valid key a user supplied, and speakers use
+// it.
+func Valid(k []byte) error {
+	switch len(k) {
+	case 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("%q holds %d bytes; want 16, 24 or 32", DataKey, len(k))
+}
 
 // +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get;create
 
 // Ensure creates the Secret namespace/name with a fresh random key if it does not
 // exist. An existing Secret is left alone, so speakers keep talking across
-// controller restarts; rotating the key means deleting the Secret and restarting
-// the speakers.
+// controller restarts. It runs when the controller becomes leader: rotating the
+// key means deleting the Secret, restarting the leading controller, then the
+// speakers.
 func Ensure(ctx context.Context, cs kubernetes.Interface, namespace, name string, log logr.Logger) error {
 	secrets := cs.CoreV1().Secrets(namespace)
 	s, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	if err == nil {
-		if len(s.Data[DataKey]) != KeySize {
-			return fmt.Errorf("secret %s/%s: %q holds %d bytes, want %d", namespace, name, DataKey, len(s.Data[DataKey]), KeySize)
+		if err := Valid(s.Data[DataKey]); err != nil {
+			return fmt.Errorf("secret %s/%s: %w", namespace, name, err)
 		}
 		return nil
 	}

@@ -141,8 +141,8 @@ func loadKey(ctx context.Context, cs kubernetes.Interface, cfg Config) ([]byte, 
 		s, err := cs.CoreV1().Secrets(cfg.Namespace).Get(ctx, cfg.MemberlistSecret, metav1.GetOptions{})
 		if err == nil {
 			k := s.Data[memberkey.DataKey]
-			if len(k) != 16 && len(k) != 24 && len(k) != 32 {
-				return nil, fmt.Errorf("secret %s/%s: %q holds %d bytes; want 16, 24 or 32", cfg.Namespace, cfg.MemberlistSecret, memberkey.DataKey, len(k))
+			if err := memberkey.Valid(k); err != nil {
+				return nil, fmt.Errorf("secret %s/%s: %w", cfg.Namespace, cfg.MemberlistSecret, err)
 			}
 			return k, nil
 		}

@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -650,26 +649,9 @@ func (w *statusWriter) run(ctx context.Context) {
 // server-side apply under a field manager of its own, so speakers never overwrite
 // each other's entries; nil removes the entry.
 func (s *speaker) applyPeerStatus(ctx context.Context, peer string, entry *heraldv1.BGPPeerNodeStatus) error {
-	nodes := []any{}
-	if entry != nil {
-		e := map[string]any{"node": entry.Node, "state": string(entry.State), "prefixesSent": int64(entry.PrefixesSent)}
-		if !entry.Since.IsZero() {
-			e["since"] = entry.Since.UTC().Format(time.RFC3339)
-		}
-		if entry.LastError != "" {
-			e["lastError"] = entry.LastError
-		}
-		nodes = append(nodes, e)
-	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": heraldv1.GroupVersion.String(),
-		"kind":       "BGPPeer",
-		"metadata":   map[string]any{"name": peer},
-		"status":     map[string]any{"nodes": nodes},
-	}}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return s.client.Status().Patch(ctx, u, client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+s.cfg.NodeName), client.ForceOwnership)
+	return s.client.Status().Patch(ctx, heraldv1.BGPPeerNodeStatusApply(peer, entry), client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+s.cfg.NodeName), client.ForceOwnership)
 }
 
 // closeBGP withdraws every route and closes the sessions: the routers move traffic
