@@ -12,6 +12,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/labelsel"
+	"github.com/heraldlb/herald/speaker/plan"
 )
 
 // +kubebuilder:rbac:groups=herald.io,resources=l2announcements,verbs=get;list;watch
@@ -84,16 +85,7 @@ func coverPools(names []string, sel *metav1.LabelSelector, pools []heraldv1.IPPo
 		}
 	}
 	for _, p := range pools {
-		switch {
-		case len(names) > 0:
-			if slices.Contains(names, p.Name) {
-				pc.covered = append(pc.covered, p.Name)
-			}
-		case match != nil:
-			if match(p.Labels) {
-				pc.covered = append(pc.covered, p.Name)
-			}
-		default:
+		if plan.CoversPool(names, match, p.Name, p.Labels) {
 			pc.covered = append(pc.covered, p.Name)
 		}
 	}

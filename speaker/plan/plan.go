@@ -245,23 +245,24 @@ func (a Announcement) coversAddr(ip netip.Addr, pools []Pool) bool {
 	return poolsCover(a.Pools, a.PoolSelector, ip, pools)
 }
 
-// poolsCover reports whether a pool named in names, or (with no names) selected by
-// sel, holds ip; with neither, any pool holding ip will do.
+// CoversPool is the rule of L2 and BGP announcements: one naming pools covers
+// those; else one with a pool selector covers the pools it selects; one with
+// neither covers every pool. The controller's Ready conditions use it too, so
+// what they say is what the speakers do.
+func CoversPool(names []string, sel Selector, pool string, labels map[string]string) bool {
+	switch {
+	case len(names) > 0:
+		return slices.Contains(names, pool)
+	case sel != nil:
+		return sel(labels)
+	}
+	return true
+}
+
+// poolsCover reports whether a pool covered under CoversPool holds ip.
 func poolsCover(names []string, sel Selector, ip netip.Addr, pools []Pool) bool {
 	for _, p := range pools {
-		if p.Addresses == nil || !p.Addresses.Contains(ip) {
-			continue
-		}
-		switch {
-		case len(names) > 0:
-			if slices.Contains(names, p.Name) {
-				return true
-			}
-		case sel != nil:
-			if sel(p.Labels) {
-				return true
-			}
-		default:
+		if p.Addresses != nil && p.Addresses.Contains(ip) && CoversPool(names, sel, p.Name, p.Labels) {
 			return true
 		}
 	}
