@@ -276,6 +276,12 @@ func (r *Responder) Probe(ctx context.Context, addr netip.Addr, opts ProbeOption
 		r.mu.Unlock()
 		return nil, fmt.Errorf("probe %s: %w", addr, net.ErrClosed)
 	}
+	// Another host's probe or DAD for addr goes to its solicited-node group:
+	// without joining it, a NIC or switch filtering multicast hides the answer.
+	if err := r.proto.join(addr); err != nil {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("probe %s: %w", addr, err)
+	}
 	if r.probes[addr] == nil {
 		r.probes[addr] = make(map[*probeWaiter]struct{})
 	}
@@ -286,6 +292,9 @@ func (r *Responder) Probe(ctx context.Context, addr netip.Addr, opts ProbeOption
 		delete(r.probes[addr], w)
 		if len(r.probes[addr]) == 0 {
 			delete(r.probes, addr)
+		}
+		if !r.closed {
+			_ = r.proto.leave(addr) // counted: an announced addr stays joined
 		}
 		r.mu.Unlock()
 	}()
