@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,10 +35,7 @@ func bgpLab(t testing.TB) *lab.Lab {
 	if out, err := l.Kubectl("apply", "-f", filepath.Join(root, "manifests", "examples", "bgp.yaml")); err != nil {
 		t.Fatalf("applying the BGP example: %v\n%s", err, out)
 	}
-	testpoll.Until(t, 30*time.Second, "sessions with the router from every node", func() (bool, string) {
-		p := getPeer(t, l, "router")
-		return p.Status.Summary == "3/3", fmt.Sprintf("summary %q, nodes %+v", p.Status.Summary, p.Status.Nodes)
-	})
+	waitSummary(t, l, "router", "3/3", 30*time.Second)
 	return l
 }
 
@@ -79,7 +75,7 @@ func hostPrefix(ip string) netip.Prefix {
 	return netip.PrefixFrom(a, a.BitLen())
 }
 
-// nodeIPs maps next hops to node names, sorted by name.
+// nexthopNodes maps next hops to node names, sorted by name.
 func nexthopNodes(l *lab.Lab, hops []netip.Addr) []string {
 	var out []string
 	for _, h := range hops {
@@ -191,8 +187,6 @@ func frrPaths(t testing.TB, l *lab.Lab, prefix netip.Prefix) []frrPath {
 	return res.Paths
 }
 
-var whoamiNode = regexp.MustCompile(`node=(node[0-9]+)`)
-
 func TestBGP(t *testing.T) {
 	l := bgpLab(t)
 	ctx := context.Background()
@@ -263,7 +257,6 @@ spec:
   aggregationLength: 28
 `)
 		ipsTagged := whoamiServiceFrom(t, l, "tagged", "bgp", "tagged", false, "node1")
-		_ = ipsTagged
 		ip := netip.MustParseAddr(firstV4(ipsTagged))
 		agg, _ := ip.Prefix(28)
 		expectNexthops(t, l, agg, 10*time.Second, "node1", "node2", "node3")
@@ -421,6 +414,8 @@ spec: {ipPools: [lan], peers: [router]}
 		if err := l.StopRouterBGP(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.StartRouterBGP(context.Background()) })
 		expectNexthops(t, l, p, 10*time.Second)
 		start := time.Now()
 		if err := l.StartRouterBGP(ctx); err != nil {
@@ -451,6 +446,8 @@ spec: {ipPools: [lan], peers: [router]}
 		if err := l.KillSpeaker("node1", syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.StartSpeaker(context.Background(), "node1") })
 		took := expectNexthops(t, l, p, 10*time.Second, "node2", "node3")
 		t.Logf("nexthop removed %v after kill -9", took)
 		if err := l.StartSpeaker(ctx, "node1"); err != nil {
@@ -466,13 +463,15 @@ spec: {ipPools: [lan], peers: [router]}
 		p := hostPrefix(ip)
 		expectNexthops(t, l, p, 10*time.Second, "node1", "node2", "node3")
 		reachableThroughAll(t, l, ip)
-		probe := startProbeFrom(l, lab.NSExternal, ip, 400*time.Millisecond)
+		probe := startProbeFrom(t, l, lab.NSExternal, ip, 400*time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
 		gone := watchNexthops(l, p, func(n int) bool { return n == 2 }, 10*time.Second)
 		start := time.Now()
 		if err := l.KillSpeaker("node2", syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.StartSpeaker(context.Background(), "node2") })
 		exited := time.Now()
 		withdrawn := <-gone
 		expectNexthops(t, l, p, 10*time.Second, "node1", "node3")
@@ -488,7 +487,9 @@ spec: {ipPools: [lan], peers: [router]}
 		if failed != 0 || ok == 0 {
 			t.Errorf("%d of %d requests failed across a graceful stop", failed, ok+failed)
 		}
-		if log, err := os.ReadFile(l.LogPath("speaker-node2")); err == nil && !strings.Contains(string(log), "BGP routes withdrawn") {
+		if log, err := os.ReadFile(l.LogPath("speaker-node2")); err != nil {
+			t.Errorf("reading the stopped speaker's log: %v", err)
+		} else if !strings.Contains(string(log), "BGP routes withdrawn") {
 			t.Errorf("the stopping speaker's log does not say it withdrew its routes")
 		}
 		if err := l.StartSpeaker(ctx, "node2"); err != nil {
@@ -504,6 +505,8 @@ spec: {ipPools: [lan], peers: [router]}
 		if err := l.CutLink("node3"); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.RestoreLink("node3") })
 		took := expectNexthops(t, l, p, 15*time.Second, "node1", "node2")
 		t.Logf("withdrawn %v after the link cut (hold time 3 s)", took)
 		if err := l.RestoreLink("node3"); err != nil {

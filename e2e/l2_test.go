@@ -58,14 +58,10 @@ func heraldLab(t testing.TB) *lab.Lab {
 		SpeakerBinary:    filepath.Join(bin, "herald-speaker"),
 		SpeakerArgs:      []string{"--hold-down=" + holdDown.String(), "--log-level=debug"},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("bringing the lab up: %v", err)
-	}
+	// Registered before Up, so a lab that fails half-built goes too.
+	var l *lab.Lab
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() && l != nil {
 			// Keep the processes' logs: Down removes the state directory.
 			keep := filepath.Join(os.TempDir(), "herald-e2e-logs")
 			_ = os.RemoveAll(keep)
@@ -75,10 +71,15 @@ func heraldLab(t testing.TB) *lab.Lab {
 				t.Logf("process logs kept in %s", keep)
 			}
 		}
-		if err := l.Down(); err != nil {
+		if err := lab.Down(cfg); err != nil {
 			t.Errorf("tearing the lab down: %v", err)
 		}
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if l, err = lab.Up(ctx, cfg); err != nil {
+		t.Fatalf("bringing the lab up: %v", err)
+	}
 	if out, err := l.Kubectl("apply", "-f", filepath.Join(root, "manifests", "examples", "l2.yaml")); err != nil {
 		t.Fatalf("applying the example pool: %v\n%s", err, out)
 	}
@@ -260,17 +261,19 @@ type probeLoop struct {
 	start      time.Time
 	failures   []string // the first few failures, for the log of a failing test
 	stop       chan struct{}
+	stopOnce   sync.Once
 	done       chan struct{}
 }
 
-func startProbe(l *lab.Lab, ip string) *probeLoop {
-	return startProbeFrom(l, lab.NSClient, ip, 400*time.Millisecond)
+func startProbe(t testing.TB, l *lab.Lab, ip string) *probeLoop {
+	return startProbeFrom(t, l, lab.NSClient, ip, 400*time.Millisecond)
 }
 
 // startProbeFrom is startProbe from namespace ns, each request failing after
 // timeout: a request that stalls on a lost ARP answer or a dead next hop takes a
 // second or more (TCP retransmits), one delayed by a busy machine far less.
-func startProbeFrom(l *lab.Lab, ns, ip string, timeout time.Duration) *probeLoop {
+// The loop also stops when the test ends, should it fail before finish.
+func startProbeFrom(t testing.TB, l *lab.Lab, ns, ip string, timeout time.Duration) *probeLoop {
 	p := &probeLoop{ip: ip, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -303,12 +306,18 @@ func startProbeFrom(l *lab.Lab, ns, ip string, timeout time.Duration) *probeLoop
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
+	t.Cleanup(p.halt)
 	return p
 }
 
-func (p *probeLoop) finish(t testing.TB) (ok, failed int64, outage time.Duration) {
-	close(p.stop)
+// halt stops the loop and waits for it; it may be called more than once.
+func (p *probeLoop) halt() {
+	p.stopOnce.Do(func() { close(p.stop) })
 	<-p.done
+}
+
+func (p *probeLoop) finish(t testing.TB) (ok, failed int64, outage time.Duration) {
+	p.halt()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, f := range p.failures {
@@ -372,6 +381,8 @@ func TestLayer2(t *testing.T) {
 		if err := l.KillSpeaker(owner, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.StartSpeaker(context.Background(), owner) })
 		start := time.Now()
 		testpoll.Until(t, 10*time.Second, "the client's neighbour entry to leave "+owner, func() (bool, string) {
 			n := nodeOfMAC(l, neighMAC(l, ip))
@@ -386,15 +397,17 @@ func TestLayer2(t *testing.T) {
 
 	t.Run("SIGTERM hands over with no failed request", func(t *testing.T) {
 		ip := whoamiService(t, l, "l2", "graceful", false, "node1", "node2", "node3")[0]
-		owner := servedBy(t, l, ip)
+		servedBy(t, l, ip)
 		// Let any restarted speaker settle so the hand-over is the only change.
 		time.Sleep(holdDown + time.Second)
-		owner = servedBy(t, l, ip)
-		p := startProbe(l, ip)
+		owner := servedBy(t, l, ip)
+		p := startProbe(t, l, ip)
 		time.Sleep(500 * time.Millisecond)
 		if err := l.KillSpeaker(owner, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.StartSpeaker(context.Background(), owner) })
 		// The speaker is gone (KillSpeaker waits); give the client time to use
 		// whatever its neighbour entry says, then count.
 		time.Sleep(2 * time.Second)
@@ -418,6 +431,8 @@ func TestLayer2(t *testing.T) {
 		if err := l.CutLink(owner); err != nil {
 			t.Fatal(err)
 		}
+		// Undone even if the subtest fails first, so later subtests start whole.
+		t.Cleanup(func() { _ = l.RestoreLink(owner) })
 		start := time.Now()
 		testpoll.Until(t, 10*time.Second, "the address to answer from another node", func() (bool, string) {
 			n := nodeOfMAC(l, neighMAC(l, ip))
@@ -559,7 +574,7 @@ func TestLayer2(t *testing.T) {
 		owner := resolvedOwner(t, l, ip)
 		// Requests may be slowed, not failed: every process in the lab retries
 		// the API server meanwhile, on a machine with two cores.
-		p := startProbeFrom(l, lab.NSClient, ip, 900*time.Millisecond)
+		p := startProbeFrom(t, l, lab.NSClient, ip, 900*time.Millisecond)
 		time.Sleep(30 * time.Second)
 		ok, failed, _ := p.finish(t)
 		t.Logf("without the API server: %d requests, %d failed", ok+failed, failed)

@@ -137,9 +137,6 @@ func apiReady(ctx context.Context, cs kubernetes.Interface) error {
 // every lab namespace.
 func (l *Lab) KubeconfigPath() string { return l.cfg.KubeconfigPath() }
 
-// RestConfig returns a client configuration for the lab's API server, as admin.
-func (l *Lab) RestConfig() *rest.Config { return rest.CopyConfig(l.rest) }
-
 // Client returns a Kubernetes client for the lab, as admin.
 func (l *Lab) Client() kubernetes.Interface { return l.cs }
 

@@ -22,14 +22,12 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // Lab is a running lab. Its methods are safe for concurrent use.
 type Lab struct {
 	cfg   Config
 	nodes []Node
-	rest  *rest.Config
 	cs    kubernetes.Interface
 
 	mu sync.Mutex // guards st
@@ -175,7 +173,7 @@ func newLab(cfg Config, st state) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the Kubernetes client: %w", err)
 	}
-	l.rest, l.cs = rc, cs
+	l.cs = cs
 	return l, nil
 }
 

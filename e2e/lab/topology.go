@@ -51,7 +51,6 @@ var (
 type Node struct {
 	Name       string // "node1", also the Kubernetes Node's name
 	NS         string // "lab-node1"
-	Interface  string // "eth0", on the LAN
 	SwitchPort string // the veth's other end, in NSSwitch: "p-node1"
 	IPv4       netip.Addr
 	IPv6       netip.Addr
@@ -67,7 +66,6 @@ func nodesFor(n int) []Node {
 		nodes[i] = Node{
 			Name:       fmt.Sprintf("node%d", num),
 			NS:         fmt.Sprintf("lab-node%d", num),
-			Interface:  "eth0",
 			SwitchPort: fmt.Sprintf("p-node%d", num),
 			IPv4:       netip.MustParseAddr(fmt.Sprintf("10.77.0.%d", 10+num)),
 			// The last group reads like the IPv4 address's last octet: fd77::11.
