@@ -1,0 +1,276 @@
+//go:build kind
+
+package kind
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/heraldlb/herald/internal/testpoll"
+)
+
+// poolYAML is the layer 2 setup a user writes for kind: a pool from the end of the
+// kind network's subnet, announced on every node.
+func (c *cluster) poolYAML() string {
+	return fmt.Sprintf(`apiVersion: herald.io/v1alpha1
+kind: IPPool
+metadata: {name: kind}
+spec:
+  addresses: [%q]
+---
+apiVersion: herald.io/v1alpha1
+kind: L2Announcement
+metadata: {name: kind}
+spec:
+  ipPools: [kind]
+`, c.poolRange(63, 62))
+}
+
+func TestKind(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+
+	// A run that stopped half-way leaves herald and the test objects behind.
+	_, _ = c.kubectl("delete", "namespace", testNS, "--ignore-not-found", "--wait", "--timeout", "2m")
+	c.uninstall(t)
+	c.ensureNamespace(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := c.kubectl("-n", "herald-system", "get", "pods", "-o", "wide")
+			t.Logf("herald pods:\n%s", out)
+			out, _ = c.kubectl("-n", "herald-system", "logs", "-l", "app.kubernetes.io/component=speaker", "--tail", "40", "--prefix")
+			t.Logf("speaker logs:\n%s", out)
+		}
+	})
+
+	t.Run("install.yaml as shipped", func(t *testing.T) {
+		c.install(t)
+		pods, err := c.cs.CoreV1().Pods("herald-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		speakers := 0
+		for _, p := range pods.Items {
+			sa := p.Spec.ServiceAccountName
+			if want := "herald-" + p.Labels["app.kubernetes.io/component"]; sa != want {
+				t.Errorf("pod %s runs as ServiceAccount %q; want %q", p.Name, sa, want)
+			}
+			if p.Labels["app.kubernetes.io/component"] == "speaker" {
+				speakers++
+			}
+		}
+		if speakers != len(c.nodes) {
+			t.Errorf("%d speakers for %d nodes", speakers, len(c.nodes))
+		}
+	})
+
+	t.Run("least privilege", func(t *testing.T) {
+		speaker := "system:serviceaccount:herald-system:herald-speaker"
+		controller := "system:serviceaccount:herald-system:herald-controller"
+		for _, tc := range []struct {
+			as   string
+			args string
+			want bool
+		}{
+			{speaker, "list services", true},
+			{speaker, "patch bgppeers.herald.io --subresource=status", true},
+			{speaker, "update services", false},
+			{speaker, "patch services", false},
+			{speaker, "update services --subresource=status", false},
+			{speaker, "get secrets -n kube-system", false},
+			{speaker, "get secrets -n default", false},
+			{speaker, "list secrets -A", false},
+			{speaker, "create pods", false},
+			{controller, "patch services --subresource=status", true},
+			{controller, "update services", false},
+			{controller, "get secrets -n kube-system", false},
+			{controller, "list secrets -A", false},
+			{controller, "delete nodes", false},
+		} {
+			args := append([]string{"auth", "can-i", "--as", tc.as}, strings.Fields(tc.args)...)
+			out, _ := c.kubectl(args...) // can-i exits 1 for "no"
+			got := strings.TrimSpace(out) == "yes"
+			if got != tc.want {
+				t.Errorf("%s can-i %s = %q; want %v", tc.as, tc.args, strings.TrimSpace(out), tc.want)
+			}
+		}
+	})
+
+	var ip string
+	t.Run("pending says why, then an address curl reaches", func(t *testing.T) {
+		c.apply(t, c.backend("web", 3, ""))
+		c.apply(t, lbService("web", "web", false, nil))
+		testpoll.Until(t, 30*time.Second, "the NoPool condition on Service web", func() (bool, string) {
+			cond := c.allocated(t, "web")
+			if cond == nil {
+				return false, "no condition"
+			}
+			return cond.Status == metav1.ConditionFalse && cond.Reason == "NoPool", cond.Reason + ": " + cond.Message
+		})
+		if evs := c.events(t, "web"); !slices.ContainsFunc(evs, func(e string) bool { return strings.HasPrefix(e, "AllocationFailed:") }) {
+			t.Errorf("no AllocationFailed Event: %v", evs)
+		}
+
+		c.apply(t, c.poolYAML())
+		ip = c.waitIP(t, "web", 30*time.Second)
+		expectCurl(t, ip, 60*time.Second)
+		owner := c.waitOwner(t, ip, 10*time.Second, anyNode)
+		testpoll.Until(t, 10*time.Second, "an Announcing Event naming the ARP owner", func() (bool, string) {
+			a := c.announcer(t, "web")
+			return a == owner, fmt.Sprintf("event names %q, ARP answered by %q", a, owner)
+		})
+	})
+	if ip == "" {
+		t.Fatal("no address to test further with")
+	}
+
+	t.Run("externalTrafficPolicy Local follows the endpoint", func(t *testing.T) {
+		w := c.workers()
+		target := w[len(w)-1]
+		c.apply(t, c.backend("local", 1, target))
+		c.apply(t, lbService("local", "local", true, nil))
+		lip := c.waitIP(t, "local", 30*time.Second)
+		expectCurl(t, lip, 60*time.Second)
+		if owner := c.waitOwner(t, lip, 15*time.Second, func(n string) bool { return n == target }); owner != target {
+			t.Fatalf("Local Service announced by %s; its only endpoint is on %s", owner, target)
+		}
+	})
+
+	t.Run("busy nodes: 40 pods per worker, speakers restarted", func(t *testing.T) {
+		for _, w := range c.workers() {
+			c.apply(t, c.backend("filler-"+w, 40, w))
+		}
+		for _, w := range c.workers() {
+			c.mustKubectl(t, "-n", testNS, "rollout", "status", "deploy/filler-"+w, "--timeout", "6m")
+			if n := c.linkCount(t, w); n < 40 {
+				t.Errorf("node %s has %d links; want 40 or more", w, n)
+			}
+		}
+		c.mustKubectl(t, "-n", "herald-system", "delete", "pod", "-l", "app.kubernetes.io/component=speaker", "--wait=false")
+		time.Sleep(2 * time.Second)
+		c.waitHerald(t)
+		// A speaker that cannot start crash-loops after being Ready once at most:
+		// look again a little later.
+		time.Sleep(10 * time.Second)
+		pods, err := c.cs.CoreV1().Pods("herald-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=speaker"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			for _, st := range p.Status.ContainerStatuses {
+				if st.RestartCount > 0 || !st.Ready {
+					t.Errorf("speaker %s on %s: ready %v, %d restarts", p.Name, p.Spec.NodeName, st.Ready, st.RestartCount)
+				}
+			}
+		}
+		expectCurl(t, ip, 30*time.Second)
+		c.waitOwner(t, ip, 10*time.Second, anyNode)
+	})
+
+	t.Run("speaker rollout: no failed request", func(t *testing.T) {
+		expectCurl(t, ip, 30*time.Second)
+		p := startProbe(ip, time.Second)
+		c.mustKubectl(t, "-n", "herald-system", "rollout", "restart", "ds/herald-speaker")
+		c.waitHerald(t)
+		time.Sleep(3 * time.Second)
+		ok, failed, errs := p.finish()
+		t.Logf("speaker rollout: %d answered, %d failed", ok, failed)
+		if failed > 0 || ok == 0 {
+			t.Errorf("%d of %d requests failed during the speaker rollout: %v", failed, ok+failed, errs)
+		}
+	})
+
+	t.Run("controller rollout: no address changed", func(t *testing.T) {
+		before := map[string][]string{"web": c.ingress(t, "web"), "local": c.ingress(t, "local")}
+		c.mustKubectl(t, "-n", "herald-system", "rollout", "restart", "deploy/herald-controller")
+		c.waitHerald(t)
+		c.apply(t, lbService("after-rollout", "web", false, nil))
+		c.waitIP(t, "after-rollout", 60*time.Second)
+		for name, ips := range before {
+			if got := c.ingress(t, name); !slices.Equal(got, ips) {
+				t.Errorf("Service %s: %v before the controller rollout, %v after", name, ips, got)
+			}
+		}
+	})
+
+	t.Run("BGP to an FRR router on the kind network", func(t *testing.T) {
+		testBGP(t, c)
+	})
+
+	t.Run("uninstall and reinstall keep every address", func(t *testing.T) {
+		names := []string{"web", "local", "after-rollout"}
+		before := map[string][]string{}
+		for _, n := range names {
+			before[n] = c.ingress(t, n)
+		}
+		c.uninstall(t)
+		for _, check := range [][]string{
+			{"get", "namespace", "herald-system"},
+			{"get", "crd", "ippools.herald.io"},
+			{"get", "clusterrole", "herald-controller"},
+			{"get", "clusterrole", "herald-speaker"},
+			{"get", "clusterrolebinding", "herald-speaker"},
+		} {
+			if out, err := c.kubectl(check...); err == nil || !strings.Contains(out, "NotFound") {
+				t.Errorf("after uninstall, kubectl %s: %s", strings.Join(check, " "), out)
+			}
+		}
+		c.install(t)
+		// The pools went with their CRD: the user applies them again.
+		c.apply(t, c.poolYAML())
+		time.Sleep(5 * time.Second) // let the new controller settle before looking
+		for _, n := range names {
+			if got := c.ingress(t, n); !slices.Equal(got, before[n]) {
+				t.Errorf("Service %s: %v before uninstalling, %v after reinstalling", n, before[n], got)
+			}
+		}
+		expectCurl(t, ip, 60*time.Second)
+	})
+
+	t.Run("node loss: the address answers from another node", func(t *testing.T) {
+		owner := c.waitOwner(t, ip, 10*time.Second, anyNode)
+		if strings.HasSuffix(owner, "control-plane") {
+			// Stopping the control plane would stop the API server too: use a
+			// Service whose address a worker answers for.
+			owner, ip = c.workerOwnedService(t)
+		}
+		killed := time.Now()
+		c.docker(t, "kill", owner)
+		t.Cleanup(func() { c.restartNode(t, owner) })
+		next := c.waitOwner(t, ip, 20*time.Second, func(n string) bool { return n != owner })
+		t.Logf("node %s killed: %s answers from %s after %v", owner, ip, next, time.Since(killed).Round(time.Millisecond))
+	})
+}
+
+// workerOwnedService creates Services until one gets an address a worker answers
+// for, and returns that worker and address.
+func (c *cluster) workerOwnedService(t testing.TB) (string, string) {
+	t.Helper()
+	for i := 0; i < 6; i++ {
+		name := fmt.Sprintf("loss-%d", i)
+		c.apply(t, lbService(name, "web", false, nil))
+		ip := c.waitIP(t, name, 30*time.Second)
+		expectCurl(t, ip, 30*time.Second)
+		if owner := c.waitOwner(t, ip, 10*time.Second, anyNode); !strings.HasSuffix(owner, "control-plane") {
+			return owner, ip
+		}
+	}
+	t.Fatal("no Service's address is answered by a worker")
+	return "", ""
+}
+
+// restartNode starts a killed node container again and waits for its Node to be
+// Ready, so later runs find the cluster whole.
+func (c *cluster) restartNode(t testing.TB, name string) {
+	t.Helper()
+	c.docker(t, "start", name)
+	if _, err := c.kubectl("wait", "--for", "condition=Ready", "node/"+name, "--timeout", "3m"); err != nil {
+		t.Errorf("node %s did not come back: %v", name, err)
+	}
+}
