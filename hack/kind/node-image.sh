@@ -50,8 +50,14 @@ debian() { # packages -> path of the cached tarball
   local t=$cache/kind-debian-$(echo "$suite $1" | sha256sum | cut -c1-16).tar
   if [[ ! -f $t ]]; then
     log "mmdebstrap $suite with $1"
-    mmdebstrap --quiet --variant=minbase --include="$1" \
-      --dpkgopt='path-exclude=/usr/share/{doc,man,locale,info}/*' "$suite" "$t.part.tar" >&2
+    # One retry: a run failed once here in its package configuration step and
+    # passed unchanged on the next try (the mirror or a busy machine).
+    for try in 1 2; do
+      mmdebstrap --quiet --variant=minbase --include="$1" \
+        --dpkgopt='path-exclude=/usr/share/{doc,man,locale,info}/*' "$suite" "$t.part.tar" >&2 && break
+      ((try < 2)) || { rm -f "$t.part.tar"; return 1; }
+      log "mmdebstrap failed; trying once more"
+    done
     mv "$t.part.tar" "$t"
   fi
   echo "$t"
@@ -122,11 +128,15 @@ chroot "$n" systemctl enable $units 2>/dev/null
 # Nothing to do in a container: binfmt mounts, udev triggers, getty on a missing tty.
 chroot "$n" systemctl mask systemd-binfmt.service systemd-udevd.service systemd-udev-trigger.service \
   getty@tty1.service console-getty.service systemd-modules-load.service 2>/dev/null
+base=herald.local/kind-node-rootfs:$key
 tar -C "$n" -c . | docker import \
   --change 'ENV container=docker' \
-  --change 'STOPSIGNAL SIGRTMIN+3' \
   --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-  --change "LABEL herald.hash=$key" \
-  - "$image" >/dev/null
+  - "$base" >/dev/null
+# docker import cannot set STOPSIGNAL (systemd stops cleanly on SIGRTMIN+3); a
+# metadata-only build on top adds it and the content label.
+printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL herald.hash=%s\n' "$base" "$key" \
+  | DOCKER_BUILDKIT=0 docker build -q -t "$image" - >/dev/null 2>&1
+docker rmi "$base" >/dev/null 2>&1 || true   # untag only: the layer stays under $image
 log "built $image"
 echo "$image"
