@@ -64,17 +64,19 @@ DOCKER ?= $(shell if docker buildx version >/dev/null 2>&1 || ! [ -x /usr/bin/do
 # OFFLINE=1 builds from base images made on this machine (hack/local-images.sh) and
 # lets the build reach the Go module proxy through the host's network: what the
 # tests here use, where no registry answers.
+IMAGE_BUILD_FLAGS ?=
 ifeq ($(OFFLINE),1)
-IMAGE_BUILD_FLAGS ?= --network host $$(DOCKER=$(DOCKER) hack/local-images.sh)
+BASE_ARGS = base=$$(DOCKER=$(DOCKER) hack/local-images.sh) &&
+IMAGE_BUILD_FLAGS += --network host $$base
 endif
 
 .PHONY: image
 image: ## Build herald's image (controller and speaker) as $(IMAGE); OFFLINE=1 without registries.
-	DOCKER_BUILDKIT=1 $(DOCKER) build $(IMAGE_BUILD_FLAGS) --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	$(BASE_ARGS) DOCKER_BUILDKIT=1 $(DOCKER) build $(IMAGE_BUILD_FLAGS) --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: whoami-image
 whoami-image: ## Build the test backend image (e2e/cmd/whoami) as $(WHOAMI_IMAGE).
-	DOCKER_BUILDKIT=1 $(DOCKER) build $(IMAGE_BUILD_FLAGS) -f e2e/cmd/whoami/Dockerfile -t $(WHOAMI_IMAGE) .
+	$(BASE_ARGS) DOCKER_BUILDKIT=1 $(DOCKER) build $(IMAGE_BUILD_FLAGS) -f e2e/cmd/whoami/Dockerfile -t $(WHOAMI_IMAGE) .
 
 ##@ Demo
 

@@ -24,11 +24,12 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 # debian_tar NAME PACKAGES: a cached Debian bookworm minbase tarball with PACKAGES.
 debian_tar() {
-  local tar=${HERALD_CACHE:-/var/cache/herald}/debian-$1-$script_hash.tar
+  # Keyed by what goes in, so edits elsewhere in this script reuse it.
+  local tar=${HERALD_CACHE:-/var/cache/herald}/debian-$1-$(echo "bookworm minbase $2" | sha256sum | cut -c1-12).tar
   if [[ ! -f $tar ]]; then
     command -v mmdebstrap >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends mmdebstrap; } >&2
     mkdir -p "$(dirname "$tar")"
-    mmdebstrap --variant=minbase --include="$2" bookworm "$tar.tmp" >&2
+    mmdebstrap --variant=minbase --format=tar --include="$2" bookworm "$tar.tmp" >&2
     mv "$tar.tmp" "$tar"
   fi
   echo "$tar"
@@ -52,11 +53,12 @@ hash=$script_hash-$gover
 if ! has "$golang" "$hash"; then
   echo "local-images: making $golang" >&2
   cp "$(debian_tar golang ca-certificates,git)" "$work/golang.tar"
-  # Add the toolchain under usr/local/go, and the host's CA bundle: the build
-  # reaches the module proxy through whatever this machine trusts (a later entry
-  # in a tarball replaces an earlier one).
-  tar -C "$(dirname "$goroot")" --transform "s,^$(basename "$goroot"),usr/local/go," -rf "$work/golang.tar" "$(basename "$goroot")"
-  tar -C / -rf "$work/golang.tar" etc/ssl/certs/ca-certificates.crt
+  # Add the toolchain under usr/local/go, and the host's CA bundle in place of
+  # Debian's: the build reaches the module proxy through whatever this machine
+  # trusts. (docker import refuses a path twice in one tarball.)
+  tar -C "$(dirname "$goroot")" --transform "s,^$(basename "$goroot"),./usr/local/go," -rf "$work/golang.tar" "$(basename "$goroot")"
+  tar --delete -f "$work/golang.tar" ./etc/ssl/certs/ca-certificates.crt
+  tar -C / --transform 's,^,./,' -rf "$work/golang.tar" etc/ssl/certs/ca-certificates.crt
   "$docker" import \
     --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV GOPATH=/go' --change 'WORKDIR /go' --change "LABEL herald.hash=$hash" \
