@@ -32,7 +32,7 @@ func main() {
 	flag.DurationVar(&cfg.HandOver, "hand-over", 2*time.Second, "how long a stopping speaker keeps answering after it has left, while new owners announce")
 	flag.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 100*time.Millisecond, "wait for an answer when probing an address before first announcing it (0 skips probing)")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":7474", "address serving /metrics (\"0\" to disable)")
-	flag.StringVar(&cfg.HealthAddr, "health-addr", ":7475", "address serving /healthz (\"0\" to disable)")
+	flag.StringVar(&cfg.HealthAddr, "health-addr", ":7475", "address serving /healthz and /readyz (\"0\" to disable)")
 	flag.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()

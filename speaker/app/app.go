@@ -52,7 +52,7 @@ type Config struct {
 	// ProbeTimeout bounds the wait for an answer when probing an address before
 	// announcing it for the first time; zero skips probing.
 	ProbeTimeout time.Duration
-	// MetricsAddr and HealthAddr serve /metrics and /healthz ("0": off).
+	// MetricsAddr and HealthAddr serve /metrics and /healthz, /readyz ("0": off).
 	MetricsAddr, HealthAddr string
 	Logger                  logr.Logger
 }
@@ -105,6 +105,11 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		return fmt.Errorf("adding /healthz: %w", err)
 	}
 	s := newSpeaker(mgr, cs, cfg, key)
+	// Ready means announcing: synced, joined, first announcements applied,
+	// not held down, not handing over. The DaemonSet's rollout waits for it.
+	if err := mgr.AddReadyzCheck("announcing", s.ready.Check); err != nil {
+		return fmt.Errorf("adding /readyz: %w", err)
+	}
 	if err := mgr.Add(s); err != nil {
 		return fmt.Errorf("adding the speaker: %w", err)
 	}

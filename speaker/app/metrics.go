@@ -14,6 +14,10 @@ var (
 		Name: "herald_speaker_announced_addresses",
 		Help: "Addresses this node answers ARP/NDP for, by family.",
 	}, []string{"family"})
+	metricMACsDropped = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_speaker_memberlist_macs_dropped",
+		Help: "MACs of this node left out of its memberlist metadata for lack of room; other speakers may take answers from them for conflicts.",
+	})
 	metricConflicts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_speaker_address_conflicts_total",
 		Help: "Addresses not announced because another machine answered the probe for them.",
@@ -37,5 +41,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricMembers, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
+	metrics.Registry.MustRegister(metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
 }

@@ -67,6 +67,8 @@ type speaker struct {
 	// in it is a takeover, which must not wait for a probe.
 	seen map[netip.Addr]bool
 	bgp  *bgpState
+	// ready is what /readyz reports; the loop updates it.
+	ready *readyState
 }
 
 type ownedGroup struct {
@@ -87,6 +89,7 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 		trigger:  make(chan struct{}, 1),
 		owned:    map[string]ownedGroup{},
 		seen:     map[netip.Addr]bool{},
+		ready:    &readyState{r: readiness{HoldDown: cfg.HoldDown}},
 	}
 	s.bgp = newBGPState(s.log)
 	s.bgp.status = newStatusWriter(s.log.WithName("bgp"), s.applyPeerStatus)
@@ -131,6 +134,7 @@ func (s *speaker) Start(ctx context.Context) error {
 	if !s.waitSync(ctx) {
 		return fmt.Errorf("the cache did not sync")
 	}
+	s.ready.update(func(r *readiness) { r.Synced = true })
 	go s.bgp.status.run(ctx)
 	go s.runBGP(ctx)
 	var node corev1.Node
@@ -149,17 +153,18 @@ func (s *speaker) Start(ctx context.Context) error {
 		return err
 	}
 	s.l2 = l2
+	s.bind, _ = netip.ParseAddr(bind)
 	members, err := membership.New(membership.Config{
 		Name: s.cfg.NodeName, BindAddr: bind, BindPort: s.cfg.MemberlistPort, Key: s.key,
-		Meta: membership.Meta{MACs: localMACs()}, Logger: s.log.WithName("memberlist"),
+		Meta: membership.Meta{MACs: s.macsToPublish()}, Logger: s.log.WithName("memberlist"),
 	})
 	if err != nil {
 		_ = l2.Close()
 		return err
 	}
+	metricMACsDropped.Set(float64(members.DroppedMACs()))
 	s.members = members
 	s.started = time.Now()
-	s.bind, _ = netip.ParseAddr(bind)
 	s.linkWasUp = linkUp(s.bind)
 	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
 	s.join(ctx)
@@ -176,6 +181,8 @@ func (s *speaker) Start(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Not ready from the first moment of the hand-over.
+			s.ready.update(func(r *readiness) { r.Stopping = true })
 			s.handOver()
 			return nil
 		case <-s.trigger:
@@ -193,6 +200,7 @@ func (s *speaker) Start(ctx context.Context) error {
 				s.log.Info("Network link is back; silent until the other speakers are heard, then held down")
 				members.MarkReturned()
 				s.joined, s.started = false, time.Now()
+				s.ready.update(func(r *readiness) { r.Joined, r.Applied = false, false })
 			}
 			s.linkWasUp = up
 		case <-rejoin.C:
@@ -275,7 +283,10 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	if len(alive) > 1 {
 		s.joined = true
 	}
-	if !s.joined && time.Since(s.started) < s.cfg.HoldDown && otherNodes(nodes, s.cfg.NodeName) {
+	alone := !otherNodes(nodes, s.cfg.NodeName)
+	s.ready.setMembers(s.cfg.NodeName, alive)
+	s.ready.update(func(r *readiness) { r.Joined, r.Alone = s.joined, alone })
+	if !s.joined && time.Since(s.started) < s.cfg.HoldDown && !alone {
 		s.log.V(1).Info("Not announcing until another speaker is heard", "waitUntil", s.started.Add(s.cfg.HoldDown))
 		return s.started.Add(s.cfg.HoldDown)
 	}
@@ -296,6 +307,7 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	}
 	s.seen = seen
 	applied := s.l2.Set(ctx, desired, speakerMACs)
+	s.ready.update(func(r *readiness) { r.Applied = true })
 	s.report(ctx, mine, applied)
 	metricMembers.Set(float64(len(alive)))
 	return res.Recheck
@@ -409,6 +421,23 @@ func otherNodes(nodes []plan.Node, self string) bool {
 	return false
 }
 
+// macsToPublish returns the MACs this speaker publishes to the others (see
+// publishedMACs).
+func (s *speaker) macsToPublish() []string {
+	topo, err := layer2.ReadTopology()
+	if err != nil {
+		// Without them a fellow speaker's probe answer may read as a conflict
+		// (and be retried later); that is no reason not to start.
+		s.log.Error(err, "Reading network interfaces; publishing no MACs")
+		return nil
+	}
+	macs := publishedMACs(topo, s.bind)
+	s.log.V(1).Info("Publishing MACs", "macs", macs)
+	return macs
+}
+
+// localMACs returns the MACs of every interface of this node: an answer from
+// any of them is this node's own.
 func localMACs() []string {
 	ifs, err := net.Interfaces()
 	if err != nil {

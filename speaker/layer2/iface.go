@@ -17,6 +17,9 @@ type Link struct {
 	Name         string
 	Index        int
 	HardwareAddr net.HardwareAddr
+	// Kind is the link's type as netlink reports it: "device" for a NIC,
+	// "veth", "bridge", "bond", "vlan", "dummy", "vxlan" and so on.
+	Kind string
 	// Up reports whether the link is administratively up and its carrier is not
 	// known to be down.
 	Up bool

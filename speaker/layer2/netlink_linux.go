@@ -47,6 +47,7 @@ func ReadTopology() (Topology, error) {
 			Name:         a.Name,
 			Index:        a.Index,
 			HardwareAddr: a.HardwareAddr,
+			Kind:         l.Type(),
 			Up: a.Flags&net.FlagUp != 0 &&
 				a.OperState != netlink.OperDown && a.OperState != netlink.OperLowerLayerDown,
 			Loopback: a.Flags&net.FlagLoopback != 0,

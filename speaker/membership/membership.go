@@ -105,19 +105,39 @@ type Members struct {
 	// macs holds the MACs of every member seen since start, alive or not: a
 	// speaker that restarted may answer for an address before it has rejoined.
 	macs map[string]bool
+	// droppedMACs is how many of Config.Meta's MACs did not fit in the
+	// metadata; set once by New.
+	droppedMACs int
+}
+
+// DroppedMACs reports how many of the configured MACs were left out of this
+// member's metadata because they did not fit memberlist's limit.
+func (m *Members) DroppedMACs() int { return m.droppedMACs }
+
+// Self returns this member's metadata as it publishes it.
+func (m *Members) Self() Meta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.self
 }
 
 // New starts a member; it is alone until Join.
 func New(cfg Config) (*Members, error) {
 	self := cfg.Meta
 	self.Since = time.Now()
-	if meta, err := json.Marshal(self); err != nil {
-		return nil, fmt.Errorf("encoding member metadata: %w", err)
-	} else if len(meta) > memberlist.MetaMaxSize {
-		return nil, fmt.Errorf("member metadata is %d bytes, over memberlist's %d", len(meta), memberlist.MetaMaxSize)
+	// The number of MACs must never stop a speaker: past memberlist's limit the
+	// least important ones are left out, and the others still recognise this
+	// speaker by the first ones (its node address's link comes first).
+	macs, dropped, err := fitMACs(self.MACs, memberlist.MetaMaxSize)
+	if err != nil {
+		return nil, err
 	}
+	if dropped > 0 {
+		cfg.Logger.Info("Too many MACs for memberlist metadata; publishing the first ones only", "published", macs, "dropped", dropped, "limit", memberlist.MetaMaxSize)
+	}
+	self.MACs = macs
 	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}, macs: map[string]bool{}, done: make(chan struct{}),
-		leftAt: map[string]time.Time{}, returnedAt: map[string]time.Time{}}
+		leftAt: map[string]time.Time{}, returnedAt: map[string]time.Time{}, droppedMACs: dropped}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.BindAddr
@@ -310,8 +330,8 @@ func (m *Members) notify() {
 type events struct{ m *Members }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
-	var meta Meta
-	if err := json.Unmarshal(n.Meta, &meta); err != nil && len(n.Meta) > 0 {
+	meta, err := decodeMeta(n.Meta)
+	if err != nil {
 		e.m.log.Info("Ignoring unreadable member metadata", "member", n.Name, "error", err.Error())
 	}
 	now := time.Now()
@@ -369,8 +389,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) {
-	var meta Meta
-	_ = json.Unmarshal(n.Meta, &meta)
+	meta, _ := decodeMeta(n.Meta)
 	e.m.mu.Lock()
 	for _, mac := range meta.MACs {
 		e.m.macs[mac] = true
@@ -391,10 +410,18 @@ type delegate struct{ m *Members }
 
 func (d *delegate) NodeMeta(limit int) []byte {
 	d.m.mu.Lock()
-	meta, err := json.Marshal(d.m.self)
+	self := d.m.self
 	d.m.mu.Unlock()
-	if err != nil || len(meta) > limit {
+	// New fitted the MACs to memberlist's limit with room for any Since, so
+	// this trims nothing unless memberlist asks for less; even then Since goes
+	// out, and with it the hold-downs.
+	meta, dropped, err := encodeMeta(self, limit)
+	if err != nil {
+		d.m.log.Error(err, "Encoding member metadata")
 		return nil
+	}
+	if dropped > 0 {
+		d.m.log.V(1).Info("Member metadata trimmed to memberlist's limit", "dropped", dropped, "limit", limit)
 	}
 	return meta
 }
