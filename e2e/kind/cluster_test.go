@@ -100,8 +100,8 @@ func envOr(k, def string) string {
 func (c *cluster) loadNetwork(t testing.TB) {
 	t.Helper()
 	var nets []struct {
-		ID   string
-		IPAM struct{ Config []struct{ Subnet string } }
+		ID         string
+		IPAM       struct{ Config []struct{ Subnet string } }
 		Containers map[string]struct {
 			Name        string
 			MacAddress  string
