@@ -136,7 +136,7 @@ tar -C "$n" -c . | docker import \
 # docker import cannot set STOPSIGNAL (systemd stops cleanly on SIGRTMIN+3); a
 # metadata-only build on top adds it and the content label.
 printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL herald.hash=%s\n' "$base" "$key" \
-  | DOCKER_BUILDKIT=0 docker build -q -t "$image" - >/dev/null 2>&1
+  | { out=$(DOCKER_BUILDKIT=0 docker build -q -t "$image" - 2>&1) || { echo "$out" >&2; exit 1; }; }
 docker rmi "$base" >/dev/null 2>&1 || true   # untag only: the layer stays under $image
 log "built $image"
 echo "$image"
