@@ -56,6 +56,7 @@ up)
   # writes its config; the waits below cover nodes and CoreDNS instead.
   "$kind" create cluster --name "$name" --image "$image" --config "$here/cluster.yaml" \
     --kubeconfig "$kubeconfig" --wait 0 >&2
+  k apply -f "$here/kindcni-rbac.yaml" >/dev/null
   deadline=$((SECONDS + timeout))
   until healthy; do
     (( SECONDS < deadline )) || { log "nodes not Ready after ${timeout}s"; k get nodes -o wide >&2 || true; exit 1; }
