@@ -32,7 +32,8 @@ bin=$work/bin
 "$here/tools.sh" "$bin/tools" >&2
 (cd "$root" && for c in runcwrap kindcni pause; do
   [[ -d e2e/cmd/$c ]] || { log "e2e/cmd/$c is missing: not in the image"; continue; }
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/$c" "./e2e/cmd/$c"
+  # -buildvcs=false: a VCS stamp would change the binaries, and so the image, on every commit.
+  CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$bin/$c" "./e2e/cmd/$c"
 done)
 
 key=$( { echo "$k8s_version $etcd_tag $coredns_tag ${pause_tags[*]} $suite $node_pkgs $proxy_pkgs"
@@ -43,6 +44,7 @@ if [[ $(docker image inspect -f '{{index .Config.Labels "herald.hash"}}' "$image
   exit 0
 fi
 log "building $image ($key)"
+old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 
 # A Debian rootfs tarball, cached by suite and package list (mmdebstrap takes ~20 s
 # but needs the Debian mirror; a warm cache needs nothing but this tarball).
@@ -138,5 +140,7 @@ tar -C "$n" -c . | docker import \
 printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL herald.hash=%s\n' "$base" "$key" \
   | { out=$(DOCKER_BUILDKIT=0 docker build -q -t "$image" - 2>&1) || { echo "$out" >&2; exit 1; }; }
 docker rmi "$base" >/dev/null 2>&1 || true   # untag only: the layer stays under $image
+# Drop the image this one replaces (~1 GB); a cluster still running on it keeps it.
+[[ -z $old ]] || docker rmi "$old" >/dev/null 2>&1 || true
 log "built $image"
 echo "$image"
