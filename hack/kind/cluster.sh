@@ -57,6 +57,10 @@ up)
   "$kind" create cluster --name "$name" --image "$image" --config "$here/cluster.yaml" \
     --kubeconfig "$kubeconfig" --wait 0 >&2
   k apply -f "$here/kindcni-rbac.yaml" >/dev/null
+  # The agents were refused until now and back off (up to ~40 s seen); restart them.
+  for node in $("$kind" get nodes --name "$name"); do
+    docker exec "$node" systemctl restart herald-kindcni
+  done
   deadline=$((SECONDS + timeout))
   until healthy; do
     (( SECONDS < deadline )) || { log "nodes not Ready after ${timeout}s"; k get nodes -o wide >&2 || true; exit 1; }
