@@ -127,9 +127,9 @@ func isDefault(dst *net.IPNet) bool {
 // renewed after a short pause, and a value is sent since changes may have been
 // missed. The channel is closed once ctx is done and every goroutine has ended.
 func Watch(ctx context.Context) (<-chan struct{}, error) {
-	ns, err := netns.Get()
+	ns, err := threadNetns()
 	if err != nil {
-		return nil, fmt.Errorf("watch netlink: get network namespace: %w", err)
+		return nil, fmt.Errorf("watch netlink: %w", err)
 	}
 	out := make(chan struct{}, 1)
 	notify := func() {
@@ -175,6 +175,29 @@ func Watch(ctx context.Context) (<-chan struct{}, error) {
 	return out, nil
 }
 
+// threadNetns returns the calling thread's network namespace when it differs
+// from the process's (a test that locked its thread into a namespace), or
+// netns.None() when they are the same. Subscriptions are then opened where they
+// stand, without setns(2): that needs CAP_SYS_ADMIN, which the speaker's pod does
+// not have (it crash-looped on kind with "failed to set into network namespace").
+func threadNetns() (netns.NsHandle, error) {
+	thread, err := netns.Get()
+	if err != nil {
+		return netns.None(), fmt.Errorf("get the thread's network namespace: %w", err)
+	}
+	process, err := netns.GetFromPath("/proc/self/ns/net")
+	if err != nil {
+		thread.Close()
+		return netns.None(), fmt.Errorf("get the process's network namespace: %w", err)
+	}
+	defer process.Close()
+	if thread.Equal(process) {
+		thread.Close()
+		return netns.None(), nil
+	}
+	return thread, nil
+}
+
 // subscription is one set of link, address and route subscriptions.
 type subscription struct {
 	done     chan struct{} // closed to end the subscriptions
@@ -198,10 +221,14 @@ func (s *subscription) stop() {
 // called for each change that can alter a Topology.
 func subscribe(ns netns.NsHandle, notify func()) (*subscription, error) {
 	s := &subscription{done: make(chan struct{}), failed: make(chan struct{})}
+	var nsp *netns.NsHandle // nil: the process's own namespace, no setns
+	if ns.IsOpen() {
+		nsp = &ns
+	}
 
 	links := make(chan netlink.LinkUpdate)
 	if err := netlink.LinkSubscribeWithOptions(links, s.done, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ReceiveBufferSize: subscribeBufferSize,
+		Namespace: nsp, ReceiveBufferSize: subscribeBufferSize,
 	}); err != nil {
 		close(s.done)
 		return nil, fmt.Errorf("subscribe to links: %w", err)
@@ -210,7 +237,7 @@ func subscribe(ns netns.NsHandle, notify func()) (*subscription, error) {
 
 	addrs := make(chan netlink.AddrUpdate)
 	if err := netlink.AddrSubscribeWithOptions(addrs, s.done, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ReceiveBufferSize: subscribeBufferSize,
+		Namespace: nsp, ReceiveBufferSize: subscribeBufferSize,
 	}); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("subscribe to addresses: %w", err)
@@ -219,7 +246,7 @@ func subscribe(ns netns.NsHandle, notify func()) (*subscription, error) {
 
 	routes := make(chan netlink.RouteUpdate)
 	if err := netlink.RouteSubscribeWithOptions(routes, s.done, netlink.RouteSubscribeOptions{
-		Namespace: &ns, ReceiveBufferSize: subscribeBufferSize,
+		Namespace: nsp, ReceiveBufferSize: subscribeBufferSize,
 	}); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("subscribe to routes: %w", err)

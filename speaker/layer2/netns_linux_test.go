@@ -20,6 +20,7 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // The privileged tests build two network namespaces joined by a veth pair:
@@ -438,5 +439,41 @@ func drainSignals(ch <-chan struct{}) {
 		default:
 			return
 		}
+	}
+}
+
+// TestWatchWithoutSysAdmin: in the process's own network namespace, Watch needs
+// no CAP_SYS_ADMIN. The speaker's pod has only NET_RAW and NET_BIND_SERVICE; it
+// crash-looped on kind when every subscription called setns(2).
+func TestWatchWithoutSysAdmin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to drop a capability it has")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		// Capabilities are per thread: drop CAP_SYS_ADMIN on this one, and never
+		// hand it back to the runtime (no UnlockOSThread: it ends with the goroutine).
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		data[0].Effective &^= 1 << unix.CAP_SYS_ADMIN
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		ch, err := Watch(ctx)
+		if err == nil {
+			<-ch // the first value: the subscriptions are in place
+		}
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("Watch without CAP_SYS_ADMIN: %v", err)
 	}
 }
