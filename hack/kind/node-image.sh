@@ -10,6 +10,7 @@
 # that goes into it; when dockerd already holds that image the script exits quietly.
 # The Debian rootfs tarballs are cached in $HERALD_CACHE keyed by their package lists.
 # Usage: hack/kind/node-image.sh   (prints the image name on stdout)
+#        hack/kind/node-image.sh --prefetch   (only the Debian tarballs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/hack/kind
@@ -23,7 +24,31 @@ node_pkgs=systemd,systemd-sysv,dbus,iptables,nftables,iproute2,iputils-ping,ca-c
 proxy_pkgs=iptables,conntrack
 log() { echo "kind-node-image: $*" >&2; }
 
+# A Debian rootfs tarball, cached by suite and package list (mmdebstrap takes ~20 s
+# but needs the Debian mirror; a warm cache needs nothing but this tarball).
+debian() { # packages -> path of the cached tarball
+  local t=$cache/kind-debian-$(echo "$suite $1" | sha256sum | cut -c1-16).tar
+  if [[ ! -f $t ]]; then
+    log "mmdebstrap $suite with $1"
+    # One retry: a run failed once here in its package configuration step and
+    # passed unchanged on the next try (the mirror or a busy machine).
+    for try in 1 2; do
+      mmdebstrap --quiet --variant=minbase --include="$1" \
+        --dpkgopt='path-exclude=/usr/share/{doc,man,locale,info}/*' "$suite" "$t.part.tar" >&2 && break
+      ((try < 2)) || { rm -f "$t.part.tar"; return 1; }
+      log "mmdebstrap failed; trying once more"
+    done
+    mv "$t.part.tar" "$t"
+  fi
+  echo "$t"
+}
+
 mkdir -p "$cache"
+# --prefetch: only the Debian tarballs (network-bound), e.g. while Go compiles.
+if [[ ${1:-} == --prefetch ]]; then
+  debian "$proxy_pkgs" >/dev/null && debian "$node_pkgs" >/dev/null
+  exit
+fi
 # All binaries first: each step is a no-op copy when its own cache is warm.
 work=$(mktemp -d "$cache/kind-node-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -45,25 +70,6 @@ if [[ $(docker image inspect -f '{{index .Config.Labels "herald.hash"}}' "$image
 fi
 log "building $image ($key)"
 old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
-
-# A Debian rootfs tarball, cached by suite and package list (mmdebstrap takes ~20 s
-# but needs the Debian mirror; a warm cache needs nothing but this tarball).
-debian() { # packages -> path of the cached tarball
-  local t=$cache/kind-debian-$(echo "$suite $1" | sha256sum | cut -c1-16).tar
-  if [[ ! -f $t ]]; then
-    log "mmdebstrap $suite with $1"
-    # One retry: a run failed once here in its package configuration step and
-    # passed unchanged on the next try (the mirror or a busy machine).
-    for try in 1 2; do
-      mmdebstrap --quiet --variant=minbase --include="$1" \
-        --dpkgopt='path-exclude=/usr/share/{doc,man,locale,info}/*' "$suite" "$t.part.tar" >&2 && break
-      ((try < 2)) || { rm -f "$t.part.tar"; return 1; }
-      log "mmdebstrap failed; trying once more"
-    done
-    mv "$t.part.tar" "$t"
-  fi
-  echo "$t"
-}
 
 # An image from a directory, as a single-layer docker image, saved to /kind/images.
 images=$work/node/kind/images
