@@ -119,8 +119,7 @@ func BenchmarkKind(b *testing.B) {
 			expectCurl(b, ip, 60*time.Second)
 			continue
 		}
-		killed := time.Now()
-		c.docker(b, "kill", owner)
+		killed, killDone := c.killNode(owner)
 		var took time.Duration
 		for {
 			if n, _ := res.owner(ip, 20*time.Millisecond); n != "" && n != owner {
@@ -133,9 +132,10 @@ func BenchmarkKind(b *testing.B) {
 		}
 		failovers = append(failovers, took)
 		b.Logf("failover %d: %s killed, %s answered from another node after %s", len(failovers), owner, ip, ms(took))
+		if err := killDone(); err != nil {
+			b.Fatal(err)
+		}
 		c.restartNode(b, owner)
-		c.waitHerald(b)
-		time.Sleep(5 * time.Second) // the returning speaker's hold-down
 	}
 	benchLine(b, "node container killed → address answered by another node: median %s, worst %s (5 runs)", ms(median(failovers)), ms(slices.Max(failovers)))
 
