@@ -56,7 +56,10 @@ k -n demo get svc whoami -o jsonpath='{range .status.conditions[*]}{.type} {.sta
 
 subnet=$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' | tr ' ' '\n' | grep -m1 '\.')
 # The last /26 of the kind network (docker hands out addresses from the start).
-pool=$(python3 -c "import ipaddress,sys; n=ipaddress.ip_network(sys.argv[1]); print(f'{n.broadcast_address-63}-{n.broadcast_address-2}')" "$subnet")
+ip4() { local IFS=.; set -- $1; echo $(( ($1 << 24) | ($2 << 16) | ($3 << 8) | $4 )); }
+dotted() { echo "$(( $1 >> 24 & 255 )).$(( $1 >> 16 & 255 )).$(( $1 >> 8 & 255 )).$(( $1 & 255 ))"; }
+last=$(( $(ip4 "${subnet%/*}") | ((1 << (32 - ${subnet#*/})) - 1) ))
+pool="$(dotted $((last - 63)))-$(dotted $((last - 2)))"
 say "An IPPool from the kind network ($subnet → $pool) and an L2Announcement"
 k apply -f - <<YAML
 apiVersion: herald.io/v1alpha1

@@ -444,11 +444,25 @@ func drainSignals(ch <-chan struct{}) {
 
 // TestWatchWithoutSysAdmin: in the process's own network namespace, Watch needs
 // no CAP_SYS_ADMIN. The speaker's pod has only NET_RAW and NET_BIND_SERVICE; it
-// crash-looped on kind when every subscription called setns(2).
+// crash-looped on kind when every subscription called setns(2). It runs in a
+// child process: the other tests here move threads between namespaces, and a
+// thread they leave behind is no process's own namespace.
 func TestWatchWithoutSysAdmin(t *testing.T) {
+	if os.Getenv("HERALD_WATCH_CHILD") == "1" {
+		watchWithoutSysAdmin(t)
+		return
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to drop a capability it has")
 	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchWithoutSysAdmin$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HERALD_WATCH_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+func watchWithoutSysAdmin(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
