@@ -37,9 +37,10 @@ if rt=$(answers); then
   # CAP_SYS_RESOURCE is capability 24.
   capbnd=$(awk '/^CapBnd:/ {print $2}' /proc/1/status)
   if [[ $rt != herald-runc ]] && (( ((0x$capbnd >> 24) & 1) == 0 )); then
-    echo "docker-up: warning: this machine cannot grant CAP_SYS_RESOURCE and the running dockerd" \
-      "does not use $wrapper: privileged containers (kind nodes) will fail. Restart dockerd with" \
-      "--add-runtime herald-runc=$wrapper --default-runtime herald-runc" >&2
+    echo "docker-up: this machine cannot grant CAP_SYS_RESOURCE and the running dockerd" \
+      "does not use $wrapper: privileged containers (kind nodes) would fail. Stop it, or restart" \
+      "it with --add-runtime herald-runc=$wrapper --default-runtime herald-runc" >&2
+    exit 1
   fi
   exit 0
 fi

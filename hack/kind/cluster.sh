@@ -16,9 +16,12 @@ bin=$cache/kind-bin
 log() { echo "kind-cluster: $*" >&2; }
 
 mkdir -p "$bin"
+kind=$bin/kind kubectl=$bin/kubectl
+if [[ ${1:-} == down && ! -x $kind ]]; then
+  exit 0 # kind was never built here, so no cluster of ours exists: build nothing
+fi
 "$here/tools.sh" "$bin" kind
 "$root/hack/kube-bins.sh" "$bin" >/dev/null   # kubectl for the checks below
-kind=$bin/kind kubectl=$bin/kubectl
 k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 healthy() { # the cluster answers, and every node is Ready
