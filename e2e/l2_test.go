@@ -26,6 +26,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/internal/testevents"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
 
@@ -149,20 +150,9 @@ func url(ip string) string {
 // announcer returns the node whose latest Announcing Event names the Service.
 func announcer(t testing.TB, cs kubernetes.Interface, ns, name string) string {
 	t.Helper()
-	evs, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=Announcing"})
+	node, err := testevents.Announcer(context.Background(), cs, ns, name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var node string
-	var at time.Time
-	for _, e := range evs.Items {
-		ts := e.LastTimestamp.Time
-		if e.EventTime.Time.After(ts) {
-			ts = e.EventTime.Time
-		}
-		if f := strings.Fields(e.Message); len(f) > 1 && !ts.Before(at) {
-			node, at = f[1], ts
-		}
 	}
 	return node
 }

@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/testevents"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
 
@@ -272,20 +273,9 @@ func (c *cluster) events(t testing.TB, name string) []string {
 // announcer returns the node named by the newest Announcing Event of a Service.
 func (c *cluster) announcer(t testing.TB, name string) string {
 	t.Helper()
-	evs, err := c.cs.CoreV1().Events(testNS).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=Announcing"})
+	node, err := testevents.Announcer(context.Background(), c.cs, testNS, name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var node string
-	var at time.Time
-	for _, e := range evs.Items {
-		ts := e.LastTimestamp.Time
-		if e.EventTime.Time.After(ts) {
-			ts = e.EventTime.Time
-		}
-		if f := strings.Fields(e.Message); len(f) > 1 && !ts.Before(at) {
-			node, at = f[1], ts
-		}
 	}
 	return node
 }
