@@ -40,6 +40,16 @@ func (r *resolver) owner(ip string, timeout time.Duration) (string, string) {
 	if err != nil {
 		return "", err.Error()
 	}
+	// Drop answers still queued from earlier requests (two nodes answer while an
+	// address moves): only an answer to this request counts.
+	if err := r.c.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		return "", err.Error()
+	}
+	for {
+		if _, _, err := r.c.Read(); err != nil {
+			break
+		}
+	}
 	if err := r.c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return "", err.Error()
 	}
