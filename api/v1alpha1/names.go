@@ -14,6 +14,12 @@ const (
 	// AnnotationSharingKey lets Services with the same key share an address when
 	// their ports do not clash and their externalTrafficPolicy is the same.
 	AnnotationSharingKey = "herald.io/sharing-key"
+	// AnnotationAllocatedFromPool is written by the controller on every Service it
+	// gives addresses: the IPPool they came from. It stays when an edit leaves
+	// the addresses outside every pool (orphan policy Retain) or makes the pool
+	// unreadable, so speakers keep announcing them with that pool's
+	// announcements.
+	AnnotationAllocatedFromPool = "herald.io/allocated-from-pool"
 
 	// ConditionIPAllocated is the Service status condition the controller writes:
 	// True with the addresses, or False with the reason none could be given.
