@@ -34,6 +34,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/internal/ipaddr"
+	"github.com/heraldlb/herald/internal/svcclass"
 )
 
 // Least privilege: read Services and Namespaces, write only Service status, read
@@ -211,7 +212,7 @@ func (c *Controller) ensureRebuilt(ctx context.Context) error {
 		ips := statusIPs(svc)
 		// A Service being deleted has been, or is being, let go; its addresses may
 		// already belong to another Service.
-		if len(ips) == 0 || !handles(svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
+		if len(ips) == 0 || !svcclass.Handles(svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
 			continue
 		}
 		req, _ := requestFor(svc, nil)
@@ -290,7 +291,7 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("reading Service %s: %w", req.NamespacedName, err)
 	}
-	if !handles(&svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
+	if !svcclass.Handles(&svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
 		return reconcile.Result{}, c.letGo(ctx, &svc)
 	}
 	var ns corev1.Namespace
@@ -432,7 +433,7 @@ func (c *Controller) servicesIn(ctx context.Context, ns client.Object) []reconci
 func (c *Controller) handled(svcs []corev1.Service) []reconcile.Request {
 	var out []reconcile.Request
 	for i := range svcs {
-		if handles(&svcs[i], c.opts.Classless) || findCondition(&svcs[i]) != nil {
+		if svcclass.Handles(&svcs[i], c.opts.Classless) || findCondition(&svcs[i]) != nil {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: svcs[i].Namespace, Name: svcs[i].Name}})
 		}
 	}

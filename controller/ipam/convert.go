@@ -48,19 +48,6 @@ func selector(ls *metav1.LabelSelector) (allocator.Selector, error) {
 	return allocator.Selector(f), err
 }
 
-// handles reports whether the controller is responsible for a Service: a
-// LoadBalancer of herald's class, or of no class unless classless Services are left
-// to another implementation.
-func handles(svc *corev1.Service, classless bool) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return classless
-	}
-	return *svc.Spec.LoadBalancerClass == heraldv1.LoadBalancerClass
-}
-
 // requestFor turns a Service into an allocation request.
 func requestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Request, error) {
 	req := allocator.Request{

@@ -13,6 +13,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/internal/slim"
+	"github.com/heraldlb/herald/internal/svcclass"
 )
 
 func svc(mod func(*corev1.Service)) *corev1.Service {
@@ -27,27 +28,6 @@ func svc(mod func(*corev1.Service)) *corev1.Service {
 		mod(s)
 	}
 	return s
-}
-
-func TestHandles(t *testing.T) {
-	other, ours := "example.com/lb", heraldv1.LoadBalancerClass
-	tests := []struct {
-		name      string
-		svc       *corev1.Service
-		classless bool
-		want      bool
-	}{
-		{"classless handled", svc(nil), true, true},
-		{"classless left alone", svc(nil), false, false},
-		{"our class", svc(func(s *corev1.Service) { s.Spec.LoadBalancerClass = &ours }), false, true},
-		{"other class", svc(func(s *corev1.Service) { s.Spec.LoadBalancerClass = &other }), true, false},
-		{"not a LoadBalancer", svc(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }), true, false},
-	}
-	for _, tt := range tests {
-		if got := handles(tt.svc, tt.classless); got != tt.want {
-			t.Errorf("%s: handles = %v; want %v", tt.name, got, tt.want)
-		}
-	}
 }
 
 func TestRequestFor(t *testing.T) {
@@ -172,7 +152,7 @@ func TestSlimServiceKeepsWhatTheControllerReads(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("request from the slim Service differs (-full +slim):\n%s", diff)
 	}
-	if !handles(slim, true) || findCondition(slim) == nil || len(statusIPs(slim)) != 1 {
+	if !svcclass.Handles(slim, true) || findCondition(slim) == nil || len(statusIPs(slim)) != 1 {
 		t.Error("slim Service lost its type, condition or ingress")
 	}
 	if _, ok := slim.Annotations["kubectl.kubernetes.io/last-applied-configuration"]; ok || slim.Spec.Selector != nil {
