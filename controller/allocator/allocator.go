@@ -3,6 +3,7 @@ package allocator
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/netip"
 	"slices"
@@ -26,6 +27,9 @@ type Allocator struct {
 	shared map[string]map[netip.Addr]struct{}
 	// releases counts changes that may let a refused Service succeed.
 	releases uint64
+	// nodes maps every Node address to the nodes that have it (sorted): such an
+	// address is never given to a Service that does not already hold it.
+	nodes map[netip.Addr][]string
 }
 
 // Releases counts the changes that may let a refused Service succeed now: an
@@ -42,6 +46,7 @@ type holder struct {
 	sharingKey string
 	ports      []Port
 	local      bool
+	selector   map[string]string
 }
 
 func (h *holder) ipOf(f Family) netip.Addr {
@@ -71,6 +76,7 @@ func New(orphans OrphanPolicy) *Allocator {
 		ips:     map[netip.Addr]map[string]*holder{},
 		svcs:    map[string]*holder{},
 		shared:  map[string]map[netip.Addr]struct{}{},
+		nodes:   map[netip.Addr][]string{},
 	}
 }
 
@@ -200,6 +206,9 @@ func (a *Allocator) Assign(req Request) (Assignment, error) {
 	cur := a.svcs[req.Key]
 	want, requested, err := wanted(req)
 	if err != nil {
+		return a.assignment(cur), err
+	}
+	if err := a.nodeAddressRequested(req, cur); err != nil {
 		return a.assignment(cur), err
 	}
 	if cur != nil && a.orphans == RetainOrphans && a.keepsOrphan(cur, req) {
@@ -430,31 +439,35 @@ func (a *Allocator) pickIn(p *pool, req Request, want []Family, requested map[Fa
 			out = append(out, ip)
 			continue
 		}
-		if ip, ok := a.partner(p, f, req); ok {
+		ip, ok, blocked := a.partner(p, f, req)
+		if ok {
 			out = append(out, ip)
 			continue
+		}
+		if blocked != nil {
+			return nil, blocked
 		}
 		l := p.free[f]
 		if l == nil {
 			continue
 		}
-		var skip func(u128) bool
-		if p.AvoidBuggyIPs && f == IPv4 {
-			skip = buggy
-		}
-		if x, ok := l.first(skip); ok {
+		if x, ok := l.first(a.skipper(p, f)); ok {
 			out = append(out, x.addr(f))
 		}
 	}
 	return out, nil
 }
 
-// usableIn reports whether a Service may hold ip as an address of pool p.
+// usableIn reports whether a Service may hold ip as an address of pool p. A Node's
+// address is usable only by a Service that already holds it (see keepsNodeAddress).
 func (a *Allocator) usableIn(p *pool, ip netip.Addr, req Request) bool {
 	if p.Addresses == nil || !p.Addresses.Contains(ip) {
 		return false
 	}
 	if p.AvoidBuggyIPs && ip.Is4() && buggy(toU128(ip)) {
+		return false
+	}
+	if len(a.nodes[ip]) > 0 && !slices.Contains(a.svcs[req.Key].heldIPs(), ip) {
 		return false
 	}
 	return a.shareable(ip, req) == nil
@@ -471,21 +484,36 @@ func (a *Allocator) allUsableIn(p *pool, ips []netip.Addr, req Request) bool {
 }
 
 // partner returns the lowest address of family f in pool p that Services with the
-// request's sharing key hold and that the request can share.
-func (a *Allocator) partner(p *pool, f Family, req Request) (netip.Addr, bool) {
+// request's sharing key hold and that the request can share. When there is none,
+// and some address was refused only because Local sharers would select different
+// pods, it returns that refusal (the lowest such address's): a user who gives
+// Local Services one sharing key wants one address, and quietly handing out a
+// second one would hide that the pair cannot work as written.
+func (a *Allocator) partner(p *pool, f Family, req Request) (netip.Addr, bool, *Error) {
 	if req.SharingKey == "" {
-		return netip.Addr{}, false
+		return netip.Addr{}, false, nil
 	}
-	var best netip.Addr
+	var best, blockedAt netip.Addr
+	var blocked *Error
 	for ip := range a.shared[req.SharingKey] {
 		if FamilyOf(ip) != f || (best.IsValid() && best.Less(ip)) {
 			continue
 		}
 		if a.usableIn(p, ip, req) {
 			best = ip
+			continue
+		}
+		if p.Addresses == nil || !p.Addresses.Contains(ip) || (blockedAt.IsValid() && blockedAt.Less(ip)) {
+			continue
+		}
+		if err := a.shareable(ip, req); err != nil && err.Reason == ReasonSharingLocalSelector {
+			blocked, blockedAt = err, ip
 		}
 	}
-	return best, best.IsValid()
+	if best.IsValid() {
+		return best, true, nil
+	}
+	return netip.Addr{}, false, blocked
 }
 
 // shareable returns why a Service may not hold ip alongside its current holders, or
@@ -510,6 +538,9 @@ func (a *Allocator) shareable(ip netip.Addr, req Request) *Error {
 		}
 		if h.local != req.LocalTraffic {
 			return &Error{ReasonSharingConflict, fmt.Sprintf("Services sharing %s must have the same externalTrafficPolicy, and Service %s's differs", ip, k)}
+		}
+		if req.LocalTraffic && !maps.Equal(h.selector, req.Selector) {
+			return &Error{ReasonSharingLocalSelector, fmt.Sprintf("Service %s shares %s with externalTrafficPolicy Local and selects other pods (spec.selector %s, this Service's %s): Local Services sharing an address must select the same pods, because the address is announced only from a node with ready endpoints of both, and pods on different nodes would leave no node to announce it", k, ip, formatSelector(h.selector), formatSelector(req.Selector))}
 		}
 		for _, p := range req.Ports {
 			if slices.Contains(h.ports, p) {
@@ -566,7 +597,10 @@ func (a *Allocator) Restore(req Request, ips []netip.Addr) error {
 			return &Error{ReasonInvalidRequest, fmt.Sprintf("status holds two %s addresses", FamilyOf(ip))}
 		}
 		seen[FamilyOf(ip)] = true
-		if err := a.shareable(ip, req); err != nil {
+		// Local sharers with different selectors that already share an address
+		// (from before the rule, or a selector edited since) keep it: a restart
+		// must not move traffic. Assign then says what is wrong.
+		if err := a.shareable(ip, req); err != nil && err.Reason != ReasonSharingLocalSelector {
 			return err
 		}
 	}
@@ -595,8 +629,11 @@ func (a *Allocator) commit(req Request, ips []netip.Addr) {
 	old := a.svcs[req.Key]
 	slices.SortFunc(ips, netip.Addr.Compare) // IPv4 sorts before IPv6
 	h := &holder{key: req.Key, ips: ips, sharingKey: req.SharingKey, ports: slices.Clone(req.Ports), local: req.LocalTraffic}
+	if req.LocalTraffic {
+		h.selector = maps.Clone(req.Selector)
+	}
 	if old != nil && old.sharingKey == h.sharingKey && old.local == h.local &&
-		slices.Equal(old.ips, h.ips) && slices.Equal(old.ports, h.ports) {
+		slices.Equal(old.ips, h.ips) && slices.Equal(old.ports, h.ports) && maps.Equal(old.selector, h.selector) {
 		return // nothing changed: the common case of a Service reconciled again
 	}
 	if old != nil {

@@ -1082,13 +1082,13 @@ func TestReasonString(t *testing.T) {
 		}
 		seen[s] = r
 	}
-	if got, want := len(Reasons()), 10; got != want {
+	if got, want := len(Reasons()), 12; got != want {
 		t.Errorf("len(Reasons()): got %d; want %d", got, want)
 	}
 	if got, want := len(Reasons()), len(reasonNames); got != want {
 		t.Errorf("len(Reasons()): got %d; want %d (every named reason)", got, want)
 	}
-	for _, r := range []Reason{0, ReasonSharingConflict + 1, -1} {
+	for _, r := range []Reason{0, ReasonSharingLocalSelector + 1, -1} {
 		if got := r.String(); got != "Unknown" {
 			t.Errorf("Reason(%d).String() = %q; want Unknown", int(r), got)
 		}

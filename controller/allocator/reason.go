@@ -34,6 +34,16 @@ const (
 	// ReasonSharingConflict: Services with the same sharing key cannot share an
 	// address because ports clash or their externalTrafficPolicy differs.
 	ReasonSharingConflict
+	// ReasonNodeAddress: a requested address is a Node's own address
+	// (InternalIP or ExternalIP). The node already answers for it, so a Service
+	// given it would have two machines answering ARP/NDP for one address.
+	ReasonNodeAddress
+	// ReasonSharingLocalSelector: externalTrafficPolicy Local Services may share
+	// an address only when they select the same pods (equal spec.selector): the
+	// address is announced only from nodes with a ready endpoint of every sharer,
+	// so sharers whose pods run on different nodes would leave no node eligible
+	// and cut the Service that worked.
+	ReasonSharingLocalSelector
 )
 
 var reasonNames = map[Reason]string{
@@ -47,6 +57,8 @@ var reasonNames = map[Reason]string{
 	ReasonRequestedIPNotInPool: "RequestedIPNotInPool",
 	ReasonRequestedIPInUse:     "RequestedIPInUse",
 	ReasonSharingConflict:      "SharingConflict",
+	ReasonNodeAddress:          "NodeAddress",
+	ReasonSharingLocalSelector: "SharingLocalSelector",
 }
 
 func (r Reason) String() string {
@@ -59,7 +71,7 @@ func (r Reason) String() string {
 // Reasons lists every reason, for metrics that want all label values up front.
 func Reasons() []Reason {
 	out := make([]Reason, 0, len(reasonNames))
-	for r := ReasonInvalidRequest; r <= ReasonSharingConflict; r++ {
+	for r := ReasonInvalidRequest; r <= ReasonSharingLocalSelector; r++ {
 		out = append(out, r)
 	}
 	return out

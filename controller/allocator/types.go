@@ -100,6 +100,9 @@ type Request struct {
 	// LocalTraffic is externalTrafficPolicy: Local. Services sharing an address
 	// must agree on it, since it decides which nodes may announce the address.
 	LocalTraffic bool
+	// Selector is spec.selector. Local Services sharing an address must have
+	// equal selectors (see ReasonSharingLocalSelector); it is not read otherwise.
+	Selector map[string]string
 }
 
 // Assignment is the addresses a Service holds.
