@@ -44,8 +44,13 @@ type Config struct {
 	BindAddr string
 	// MemberlistPort is memberlist's UDP and TCP port.
 	MemberlistPort int
-	// HoldDown keeps a returning node from taking addresses back at once.
+	// HoldDown is how long a speaker that starts waits to hear another before
+	// it announces alone, and how long after joining it counts as settling:
+	// addresses nobody holds go to settled nodes first.
 	HoldDown time.Duration
+	// RefreshInterval is how often announced addresses are announced again
+	// (gratuitous ARP, unsolicited NA); zero disables it.
+	RefreshInterval time.Duration
 	// HandOver bounds how long a stopping speaker keeps answering after it has
 	// left, so the new owner's announcement lands first.
 	HandOver time.Duration

@@ -43,16 +43,16 @@ type l2Announcer struct {
 	cancel       context.CancelFunc
 	// conflicts maps addresses a foreign host answered for to when to probe
 	// again. Only the speaker loop touches it.
-	conflicts map[netip.Addr]conflict
+	conflicts map[netip.Addr]foreign
 	last      layer2.Stats
 }
 
-type conflict struct {
+type foreign struct {
 	mac   string
 	retry time.Time
 }
 
-func newL2Announcer(log logr.Logger, probeTimeout time.Duration) (*l2Announcer, error) {
+func newL2Announcer(log logr.Logger, probeTimeout, refresh time.Duration, conflicts chan<- layer2.Conflict) (*l2Announcer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch, err := layer2.Watch(ctx)
 	if err != nil {
@@ -61,11 +61,11 @@ func newL2Announcer(log logr.Logger, probeTimeout time.Duration) (*l2Announcer, 
 	}
 	return &l2Announcer{
 		log:          log.WithName("layer2"),
-		ann:          layer2.NewAnnouncer(layer2.Config{Logger: log.WithName("layer2")}),
+		ann:          layer2.NewAnnouncer(layer2.Config{Logger: log.WithName("layer2"), RefreshInterval: refresh, Conflicts: conflicts}),
 		probeTimeout: probeTimeout,
 		changed:      ch,
 		cancel:       cancel,
-		conflicts:    map[netip.Addr]conflict{},
+		conflicts:    map[netip.Addr]foreign{},
 	}, nil
 }
 
@@ -142,7 +142,7 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 				metricConflicts.Inc()
 				l.log.Info("Another host answers for the address; not announcing it", "address", p.w.addr.String(), "mac", p.mac.String())
 			}
-			l.conflicts[p.w.addr] = conflict{mac: p.mac.String(), retry: now.Add(conflictRetry)}
+			l.conflicts[p.w.addr] = foreign{mac: p.mac.String(), retry: now.Add(conflictRetry)}
 			out[p.w.addr] = appliedAddr{conflict: p.mac.String()}
 			continue
 		}
@@ -178,6 +178,56 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 	metricL2.WithLabelValues("probe").Add(float64(st.ProbesSent - l.last.ProbesSent))
 	l.last = st
 	return out
+}
+
+// cannotAnnounce says why this node could not announce ips on the allowed
+// interfaces, or "" if it can. An unreadable topology says nothing: it is not
+// the addresses' fault.
+func (l *l2Announcer) cannotAnnounce(ips []netip.Addr, interfaces []string) string {
+	topo, err := layer2.ReadTopology()
+	if err != nil {
+		return ""
+	}
+	for _, ip := range ips {
+		if _, err := layer2.ChooseInterface(topo, ip, interfaces); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
+
+// answered reports whether some host other than this node answers an ARP/NDP
+// probe for addr on the interface this node would use.
+func (l *l2Announcer) answered(ctx context.Context, addr netip.Addr, own []net.HardwareAddr) bool {
+	topo, err := layer2.ReadTopology()
+	if err != nil {
+		return true // cannot tell: keep things as they are
+	}
+	choice, err := layer2.ChooseInterface(topo, addr, nil)
+	if err != nil {
+		return true
+	}
+	wait := l.probeTimeout
+	if wait <= 0 {
+		wait = 100 * time.Millisecond
+	}
+	mac, err := l.ann.Probe(ctx, addr, choice.Interface, layer2.ProbeOptions{Wait: wait, Ignore: own})
+	if err != nil {
+		return true
+	}
+	return mac != nil
+}
+
+// withdraw stops answering for addr at once, keeping every other address.
+func (l *l2Announcer) withdraw(addr netip.Addr) {
+	cur := l.ann.Announced()
+	if _, ok := cur[addr]; !ok {
+		return
+	}
+	delete(cur, addr)
+	if err := l.ann.Set(cur); err != nil {
+		l.log.Error(err, "Withdrawing an address", "address", addr.String())
+	}
 }
 
 // Close stops answering for every address.

@@ -22,6 +22,18 @@ var (
 		Name: "herald_speaker_address_conflicts_total",
 		Help: "Addresses not announced because another machine answered the probe for them.",
 	})
+	metricRefused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_speaker_l2_refused_groups",
+		Help: "Address groups this node is eligible for but cannot announce (no usable interface); the election gives them to other nodes.",
+	})
+	metricYielded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_speaker_l2_yielded_groups",
+		Help: "Address groups this node stopped announcing because a speaker it cannot reach through memberlist answers for them on the wire (split brain).",
+	})
+	metricSplitBrain = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_l2_split_brain_total",
+		Help: "Times another herald speaker, not alive in this one's memberlist view, answered on the wire for an address this node announced, by outcome (yielded, kept).",
+	}, []string{"outcome"})
 	metricL2 = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_speaker_l2_packets_total",
 		Help: "Layer 2 packets by kind: requests seen, replies sent, gratuitous sent.",
@@ -41,5 +53,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
+	metrics.Registry.MustRegister(metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
 }

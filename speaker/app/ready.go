@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/heraldlb/herald/speaker/membership"
 )
 
 // readiness is what /readyz decides from: the speaker is ready when it announces
@@ -23,11 +21,6 @@ type readiness struct {
 	// Applied: an announcement set was applied after the start gate (see
 	// speaker.sync) let this speaker announce.
 	Applied bool
-	// Since is this member's Since; Peers are the other live members' Sinces.
-	// Together with HoldDown they say whether the others hold it down.
-	Since    time.Time
-	Peers    []time.Time
-	HoldDown time.Duration
 	// Stopping: the speaker is handing over (SIGTERM).
 	Stopping bool
 }
@@ -38,16 +31,13 @@ var (
 	errStopping   = errors.New("handing over: stopping")
 	errNotJoined  = errors.New("no other speaker heard yet")
 	errNotApplied = errors.New("first announcement set not applied yet")
-	errHeldDown   = errors.New("held down after joining")
 )
 
-// check returns nil when the speaker is ready at now, else why not.
-//
-// A held-down speaker is one the election keeps off addresses because a peer
-// settled before it arrived (election rule 2): it would take nothing over if
-// the next node stopped now. A speaker whose peers all arrived with it (a new
-// cluster) is not held down, as in the election.
-func (r readiness) check(now time.Time) error {
+// check returns nil when the speaker is ready, else why not. A speaker that has
+// just joined is ready although it is not settled yet: if the next node of a
+// rollout stops, its keys go to settled nodes first and to this one only if
+// there are none, so it is never in the way.
+func (r readiness) check(time.Time) error {
 	switch {
 	case !r.Synced:
 		return errNotSynced
@@ -57,15 +47,6 @@ func (r readiness) check(now time.Time) error {
 		return errNotJoined
 	case !r.Applied:
 		return errNotApplied
-	}
-	settled := r.Since.Add(r.HoldDown)
-	if !now.Before(settled) {
-		return nil
-	}
-	for _, p := range r.Peers {
-		if !p.Add(r.HoldDown).After(r.Since) {
-			return errHeldDown
-		}
 	}
 	return nil
 }
@@ -82,21 +63,6 @@ func (s *readyState) update(f func(*readiness)) {
 	s.mu.Lock()
 	f(&s.r)
 	s.mu.Unlock()
-}
-
-// setMembers records this member's and its live peers' Sinces.
-func (s *readyState) setMembers(self string, alive []membership.Member) {
-	s.update(func(r *readiness) {
-		// A new slice: Check reads copies of r outside the lock.
-		r.Peers = make([]time.Time, 0, len(alive))
-		for _, m := range alive {
-			if m.Name == self {
-				r.Since = m.Since
-			} else {
-				r.Peers = append(r.Peers, m.Since)
-			}
-		}
-	})
 }
 
 // Check is the /readyz checker.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -53,10 +54,27 @@ type speaker struct {
 	// owned maps each group key this node announces to what was announced, so
 	// Events are sent on changes only.
 	owned map[string]ownedGroup
-	// started is when the loop began; joined is set once another speaker was
-	// seen.
-	started time.Time
-	joined  bool
+	// started is when the loop began (or the node's link came back); joined
+	// is set once another speaker was seen since, at joinedAt.
+	started  time.Time
+	joined   bool
+	joinedAt time.Time
+	// claims is what this node tells the others it announces.
+	claims *claims
+	// yielded holds keys this node stopped announcing because a speaker it
+	// cannot reach through memberlist answers for them (split brain).
+	yielded map[string]yielded
+	// keyOf maps each address of the last plan to its group key.
+	keyOf map[netip.Addr]string
+	// refused holds the keys this node was elected for and cannot announce,
+	// with why, so an Event is sent once.
+	refused map[string]string
+	// ownedServices lists, for each group key this node announces, its
+	// Services.
+	ownedServices map[string][]string
+	// conflicts carries other hosts' claims on the addresses this node
+	// announces, from the layer 2 responders.
+	conflicts chan layer2.Conflict
 	// linkWasUp is whether the node's link was up at the last netlink change.
 	linkWasUp bool
 	// bind is the address memberlist binds: its link is the node's link to the
@@ -89,7 +107,14 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 		trigger:  make(chan struct{}, 1),
 		owned:    map[string]ownedGroup{},
 		seen:     map[netip.Addr]bool{},
-		ready:    &readyState{r: readiness{HoldDown: cfg.HoldDown}},
+		ready:    &readyState{},
+		claims:   newClaims(),
+		yielded:  map[string]yielded{},
+		keyOf:    map[netip.Addr]string{},
+		refused:  map[string]string{},
+		// Room for a burst: a report that does not fit is dropped and
+		// counted by layer2, and the next one a second later will do.
+		conflicts: make(chan layer2.Conflict, 64),
 	}
 	s.bgp = newBGPState(s.log)
 	s.bgp.status = newStatusWriter(s.log.WithName("bgp"), s.applyPeerStatus)
@@ -148,7 +173,7 @@ func (s *speaker) Start(ctx context.Context) error {
 	if bind == "" {
 		return fmt.Errorf("node %s has no InternalIP to bind memberlist to; set --bind-addr", s.cfg.NodeName)
 	}
-	l2, err := newL2Announcer(s.log, s.cfg.ProbeTimeout)
+	l2, err := newL2Announcer(s.log, s.cfg.ProbeTimeout, s.cfg.RefreshInterval, s.conflicts)
 	if err != nil {
 		return err
 	}
@@ -167,10 +192,14 @@ func (s *speaker) Start(ctx context.Context) error {
 	s.started = time.Now()
 	s.linkWasUp = linkUp(s.bind)
 	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
-	s.join(ctx)
+	joins := make(chan struct{}, 1)
+	joinDone := make(chan struct{})
+	go func() {
+		defer close(joinDone)
+		s.joinLoop(ctx, joins)
+	}()
+	defer func() { <-joinDone }()
 
-	rejoin := time.NewTicker(5 * time.Second)
-	defer rejoin.Stop()
 	var recheck *time.Timer
 	recheckC := func() <-chan time.Time {
 		if recheck == nil {
@@ -186,26 +215,31 @@ func (s *speaker) Start(ctx context.Context) error {
 			s.handOver()
 			return nil
 		case <-s.trigger:
+			select {
+			case joins <- struct{}{}:
+			default:
+			}
 		case <-members.Changed():
 		case <-recheckC():
 			recheck = nil
+		case c := <-s.conflicts:
+			if !s.onConflict(ctx, c) {
+				continue
+			}
 		case <-l2.Changed():
 			// A node whose links all went down was cut off, whatever memberlist
 			// has noticed yet: when a link comes back, it says it has returned.
 			up := linkUp(s.bind)
 			if up && !s.linkWasUp {
-				// Cut off, this node saw itself alone and elected itself
-				// for everything. Back, it announces nothing until it hears
-				// the others again (as at start), and they hold it down.
-				s.log.Info("Network link is back; silent until the other speakers are heard, then held down")
-				members.MarkReturned()
+				// Cut off, this node saw itself alone and claimed everything.
+				// Back, it drops those claims and announces nothing until it
+				// hears the others again (as at start).
+				s.log.Info("Network link is back; dropping what was claimed while cut off, silent until the other speakers are heard")
+				s.claims.drop()
 				s.joined, s.started = false, time.Now()
 				s.ready.update(func(r *readiness) { r.Joined, r.Applied = false, false })
 			}
 			s.linkWasUp = up
-		case <-rejoin.C:
-			s.join(ctx)
-			continue
 		}
 		next := s.sync(ctx)
 		if recheck != nil {
@@ -218,39 +252,69 @@ func (s *speaker) Start(ctx context.Context) error {
 	}
 }
 
-// join contacts the speakers of every other Node this one does not yet see.
-func (s *speaker) join(ctx context.Context) {
+// joinInterval is how often a speaker tries the Ready nodes it does not see in
+// memberlist: a healed partition or a restarted speaker is found within it.
+const joinInterval = time.Second
+
+// joinLoop contacts, in the background, the speakers of Ready Nodes this one
+// does not see, every joinInterval and whenever poked, until ctx ends. It never
+// holds up the speaker loop: a dead node costs a join one TCP timeout
+// (memberlist's, a second), and all are tried at once.
+func (s *speaker) joinLoop(ctx context.Context, poke <-chan struct{}) {
+	t := time.NewTicker(joinInterval)
+	defer t.Stop()
+	for {
+		s.joinOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-poke:
+		}
+	}
+}
+
+func (s *speaker) joinOnce(ctx context.Context) {
 	var nodes corev1.NodeList
 	if err := s.client.List(ctx, &nodes); err != nil {
-		s.log.Error(err, "Listing Nodes to join memberlist")
+		s.log.V(1).Info("Listing Nodes to join memberlist", "error", err.Error())
 		return
 	}
 	alive := map[string]bool{}
 	for _, m := range s.members.Alive() {
 		alive[m.Name] = true
 	}
-	var peers []string
+	var wg sync.WaitGroup
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
-		if n.Name == s.cfg.NodeName || alive[n.Name] {
+		a := nodeAddr(n)
+		if n.Name == s.cfg.NodeName || alive[n.Name] || !nodeReady(n) || a == "" {
 			continue
 		}
-		if a := nodeAddr(n); a != "" {
-			peers = append(peers, hostPort(a, s.cfg.MemberlistPort))
-		}
+		peer := hostPort(a, s.cfg.MemberlistPort)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.members.Join([]string{peer}); err != nil {
+				s.log.V(1).Info("Joining memberlist", "peer", peer, "error", err.Error())
+			}
+		}()
 	}
-	if len(peers) == 0 {
-		return
-	}
-	if n, err := s.members.Join(peers); err != nil {
-		s.log.V(1).Info("Joining memberlist", "peers", peers, "error", err.Error())
-	} else {
-		s.log.V(1).Info("Joined memberlist", "peers", peers, "answered", n)
-	}
+	wg.Wait()
 }
 
-// sync recomputes what this node announces and applies it. It returns when the
-// election may change by itself (a hold-down ending), or zero.
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// sync recomputes what this node announces, applies it and publishes its
+// claims. It returns when it must run again with no other change (this node
+// settling, a yielded key's check), or zero.
 func (s *speaker) sync(ctx context.Context) time.Time {
 	svcs, nodes, pools, anns, err := snapshot(ctx, s.client)
 	if err != nil {
@@ -259,15 +323,9 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	}
 	s.syncBGP(ctx, svcs, nodes, pools)
 	p := plan.Compute(svcs, nodes, pools, anns)
-	in := election.Input{Keys: map[string][]string{}, Now: time.Now(), HoldDown: s.cfg.HoldDown}
-	for _, g := range p.Groups {
-		in.Keys[g.Key] = g.Nodes
-	}
+	now := time.Now()
 	alive := s.members.Alive()
-	for _, m := range alive {
-		in.Nodes = append(in.Nodes, election.Node{Name: m.Name, Since: m.Since})
-	}
-	res := election.Elect(in)
+	states := s.members.States()
 
 	speakerMACs := map[string]bool{}
 	for _, mac := range s.members.KnownMACs() {
@@ -278,18 +336,102 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	}
 	// Until it has heard another speaker, a starting speaker announces nothing
 	// (for at most a hold-down): alone, it would elect itself for every address
-	// and pull traffic from the nodes serving it. A lone node of a one-node
-	// cluster does not wait.
-	if len(alive) > 1 {
-		s.joined = true
+	// and pull traffic from the nodes serving it. Joining one speaker brings
+	// every speaker's claims (memberlist's push-pull), so from then on it
+	// takes nothing another holds. A lone node of a one-node cluster does not
+	// wait.
+	if len(alive) > 1 && !s.joined {
+		s.joined, s.joinedAt = true, now
 	}
 	alone := !otherNodes(nodes, s.cfg.NodeName)
-	s.ready.setMembers(s.cfg.NodeName, alive)
 	s.ready.update(func(r *readiness) { r.Joined, r.Alone = s.joined, alone })
-	if !s.joined && time.Since(s.started) < s.cfg.HoldDown && !alone {
+	if !s.joined && now.Sub(s.started) < s.cfg.HoldDown && !alone {
 		s.log.V(1).Info("Not announcing until another speaker is heard", "waitUntil", s.started.Add(s.cfg.HoldDown))
 		return s.started.Add(s.cfg.HoldDown)
 	}
+	// Settled: with the others (or alone for good) for a hold-down, by this
+	// node's clock. Until then keys nobody holds go to settled nodes.
+	settleAt := s.joinedAt.Add(s.cfg.HoldDown)
+	if !s.joined {
+		settleAt = s.started.Add(s.cfg.HoldDown)
+	}
+	settled := !now.Before(settleAt)
+
+	// Keys this node could be elected for but cannot announce (no usable
+	// interface) are refused, so the election passes them to another node.
+	keyOf := make(map[netip.Addr]string, len(s.keyOf))
+	refuses := map[string]bool{}
+	var refusedList []string
+	for _, g := range p.Groups {
+		for _, ip := range g.IPs {
+			keyOf[ip] = g.Key
+		}
+		if !slices.Contains(g.Nodes, s.cfg.NodeName) {
+			continue
+		}
+		if why := s.l2.cannotAnnounce(g.IPs, g.Interfaces); why != "" {
+			refuses[g.Key] = true
+			refusedList = append(refusedList, g.Key)
+			if s.refused[g.Key] != why {
+				s.log.Info("Cannot announce; leaving the address to another node", "key", g.Key, "reason", why)
+				for _, svc := range g.Services {
+					if ref := s.serviceRef(ctx, svc); ref != nil {
+						s.recorder.Eventf(ref, corev1.EventTypeWarning, "CannotAnnounce", "Node %s cannot announce %s: %s; another eligible node takes it", s.cfg.NodeName, ipaddr.Join(g.IPs), why)
+					}
+				}
+			}
+			s.refused[g.Key] = why
+		}
+	}
+	for k := range s.refused {
+		if !refuses[k] {
+			delete(s.refused, k)
+		}
+	}
+	s.keyOf = keyOf
+	metricRefused.Set(float64(len(refusedList)))
+
+	in := election.Input{Keys: make(map[string][]string, len(p.Groups))}
+	for _, g := range p.Groups {
+		in.Keys[g.Key] = g.Nodes
+	}
+	for _, m := range alive {
+		if m.Name == s.cfg.NodeName {
+			in.Nodes = append(in.Nodes, election.Node{Name: m.Name, Settled: settled, Claims: s.claims.weight, Refuses: refuses})
+			continue
+		}
+		st := states[m.Name]
+		n := election.Node{Name: m.Name, Settled: st.Settled, Claims: st.Claims}
+		if len(st.Refuses) > 0 {
+			n.Refuses = make(map[string]bool, len(st.Refuses))
+			for _, k := range st.Refuses {
+				n.Refuses[k] = true
+			}
+		}
+		in.Nodes = append(in.Nodes, n)
+	}
+	res := election.Elect(in)
+
+	// A yielded key is given back to the election when the speaker it
+	// yielded to is seen in memberlist again: claims settle it from there.
+	aliveNames := map[string]bool{}
+	for _, m := range alive {
+		aliveNames[m.Name] = true
+	}
+	next := time.Time{}
+	for k, y := range s.yielded {
+		if aliveNames[y.to] || res.Owner[k] != s.cfg.NodeName {
+			delete(s.yielded, k)
+		}
+	}
+	s.checkYielded(ctx, speakerMACs)
+	for _, y := range s.yielded {
+		if next.IsZero() || y.check.Before(next) {
+			next = y.check
+		}
+	}
+	metricYielded.Set(float64(len(s.yielded)))
+
 	var desired []want
 	mine := map[string]plan.Group{}
 	seen := map[netip.Addr]bool{}
@@ -298,6 +440,9 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 			seen[ip] = true
 		}
 		if res.Owner[g.Key] != s.cfg.NodeName {
+			continue
+		}
+		if _, ok := s.yielded[g.Key]; ok {
 			continue
 		}
 		mine[g.Key] = g
@@ -309,8 +454,27 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	applied := s.l2.Set(ctx, desired, speakerMACs)
 	s.ready.update(func(r *readiness) { r.Applied = true })
 	s.report(ctx, mine, applied)
+
+	// Claim what is announced now (a group counts when any of its addresses
+	// is answered). Until settled, also say so, so that nobody gives this
+	// node keys that settled nodes could take.
+	var announced []string
+	for k, g := range mine {
+		for _, ip := range g.IPs {
+			if applied[ip].iface != "" {
+				announced = append(announced, k)
+				break
+			}
+		}
+	}
+	slices.Sort(announced)
+	slices.Sort(refusedList)
+	s.members.SetState(settled, s.claims.update(announced, len(alive), now), refusedList)
 	metricMembers.Set(float64(len(alive)))
-	return res.Recheck
+	if !settled && (next.IsZero() || settleAt.Before(next)) {
+		next = settleAt
+	}
+	return next
 }
 
 // report sends Events for groups this node started or stopped announcing.
@@ -351,6 +515,10 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 		}
 	}
 	s.owned = next
+	s.ownedServices = make(map[string][]string, len(mine))
+	for key, g := range mine {
+		s.ownedServices[key] = g.Services
+	}
 }
 
 func (s *speaker) serviceRef(ctx context.Context, key string) *corev1.Service {
@@ -378,7 +546,25 @@ func (s *speaker) handOver() {
 	if err := s.members.Leave(time.Second); err != nil {
 		s.log.Error(err, "Leaving memberlist")
 	}
-	time.Sleep(s.cfg.HandOver)
+	// Keep answering until the hand-over time is up, except for addresses a
+	// new owner has announced already: answering those too could turn a
+	// client back to this node, and move its flows twice.
+	deadline := time.NewTimer(s.cfg.HandOver)
+	defer deadline.Stop()
+	withdrawn := 0
+wait:
+	for {
+		select {
+		case <-deadline.C:
+			break wait
+		case c := <-s.conflicts:
+			if other, ok := s.members.MemberOfMAC(strings.ToLower(c.HardwareAddr.String())); ok && other != s.cfg.NodeName {
+				s.l2.withdraw(c.Addr)
+				withdrawn++
+			}
+		}
+	}
+	s.log.Info("Hand-over time is up", "withdrawnOnNewOwnersAnnouncement", withdrawn)
 	if err := s.l2.Close(); err != nil {
 		s.log.Error(err, "Stopping layer 2 announcements")
 	}

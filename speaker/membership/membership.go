@@ -51,19 +51,13 @@ var Fast = struct {
 	SuspicionMult               int
 }{200 * time.Millisecond, 100 * time.Millisecond, 2}
 
-// isolatedRefresh is how often a member that sees no other moves its Since to
-// "now", so that whenever it is heard again its metadata already says it is
-// returning: the others hold it down from the first moment, with no gossip round
-// in which they would give its addresses back early.
-const isolatedRefresh = 250 * time.Millisecond
-
 // Meta is published by each member in its memberlist node metadata.
 type Meta struct {
 	// MACs are the hardware addresses of the member's interfaces.
 	MACs []string `json:"macs,omitempty"`
-	// Since is when the member last came up or rejoined after being cut off from
-	// every other member; elections hold a returning member down from it. It is
-	// set by the member itself, so every speaker agrees on it.
+	// Since is when the member started. Elections no longer read it (they
+	// compared one node's clock with another's); it stays in the metadata
+	// for speakers of earlier versions during a rolling upgrade.
 	Since time.Time `json:"since"`
 }
 
@@ -72,8 +66,6 @@ type Member struct {
 	Name string
 	Addr net.IP
 	Meta Meta
-	// Since is when this member saw it join (or rejoin), for hold-downs.
-	Since time.Time
 }
 
 // Members is this speaker's view of the cluster.
@@ -81,30 +73,32 @@ type Members struct {
 	list *memberlist.Memberlist
 	log  logr.Logger
 	name string
-	// queue carries "member returned" messages by gossip.
-	queue *memberlist.TransmitLimitedQueue
-
-	// changed (capacity 1) signals that the live set changed.
+	// changed (capacity 1) signals that the live set or a member's State changed.
 	changed chan struct{}
+	// send (capacity 1) wakes the sender: this member's State changed.
+	send chan struct{}
 
 	// mu guards the following fields.
 	mu    sync.Mutex
 	alive map[string]Member
 	// self is this member's published metadata.
 	self Meta
-	// isolated is set while this member sees no other.
-	isolated bool
-	// leftAt is when this member saw each other member fail or leave.
+	// states holds the latest State of every member heard from, this one's
+	// included; a member's entry goes when it leaves or fails.
+	states map[string]State
+	// lastClaims keeps the claims of members that left or failed, as they
+	// were: who held an address before memberlist lost sight of it.
+	lastClaims map[string]map[string]int
+	// leftAt is when this member last saw each other one leave or fail.
 	leftAt map[string]time.Time
-	// returnedAt is the latest return time announced for each member (see
-	// returned), kept for members whose join has not been seen yet.
-	returnedAt map[string]time.Time
 	// done is closed by Shutdown.
 	done      chan struct{}
 	closeOnce sync.Once
 	// macs holds the MACs of every member seen since start, alive or not: a
 	// speaker that restarted may answer for an address before it has rejoined.
 	macs map[string]bool
+	// macOwner names the member each of those MACs was last seen on.
+	macOwner map[string]string
 	// droppedMACs is how many of Config.Meta's MACs did not fit in the
 	// metadata; set once by New.
 	droppedMACs int
@@ -136,8 +130,9 @@ func New(cfg Config) (*Members, error) {
 		cfg.Logger.Info("Too many MACs for memberlist metadata; publishing the first ones only", "published", macs, "dropped", dropped, "limit", memberlist.MetaMaxSize)
 	}
 	self.MACs = macs
-	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), alive: map[string]Member{}, macs: map[string]bool{}, done: make(chan struct{}),
-		leftAt: map[string]time.Time{}, returnedAt: map[string]time.Time{}, droppedMACs: dropped}
+	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), send: make(chan struct{}, 1),
+		alive: map[string]Member{}, macs: map[string]bool{}, macOwner: map[string]string{}, done: make(chan struct{}), droppedMACs: dropped,
+		states: map[string]State{cfg.Name: {Epoch: self.Since.UnixNano()}}, lastClaims: map[string]map[string]int{}, leftAt: map[string]time.Time{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.BindAddr
@@ -157,6 +152,10 @@ func New(cfg Config) (*Members, error) {
 	// hundred milliseconds.
 	mc.GossipInterval = 50 * time.Millisecond
 	mc.PushPullInterval = 5 * time.Second
+	// Joins, push-pulls and State sends go over TCP to one node at a time; on
+	// a LAN a node that has not answered in a second is not there, and
+	// memberlist's 10 s would hold up every join behind a dead node.
+	mc.TCPTimeout = time.Second
 	mc.SecretKey = cfg.Key
 	mc.Events = &events{m: m}
 	mc.Delegate = &delegate{m: m}
@@ -166,7 +165,7 @@ func New(cfg Config) (*Members, error) {
 		return nil, fmt.Errorf("starting memberlist on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
 	m.list = list
-	m.queue = &memberlist.TransmitLimitedQueue{NumNodes: list.NumMembers, RetransmitMult: 3}
+	go m.sender()
 	return m, nil
 }
 
@@ -227,90 +226,6 @@ func (m *Members) Leave(timeout time.Duration) error {
 	return nil
 }
 
-// selfDoubt is how long after this member started or returned it does not trust
-// its own view of others' failures: the suspicions it raised while cut off end
-// after its return, and would make it announce returns of members that never left.
-const selfDoubt = 3 * time.Second
-
-// MarkReturned says this member was cut off and is back (its link came up again):
-// its Since moves to now and every member learns so by gossip, so it does not take
-// addresses back before its hold-down, even if nobody noticed it was gone.
-func (m *Members) MarkReturned() {
-	m.mu.Lock()
-	m.queueReturn(m.name, time.Now())
-	m.mu.Unlock()
-	m.notify()
-}
-
-// returnMsg says a member came back at a time: see NotifyJoin.
-type returnMsg struct {
-	Member string    `json:"returned"`
-	At     time.Time `json:"at"`
-}
-
-type returnBroadcast []byte
-
-func (b returnBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
-func (b returnBroadcast) Message() []byte                       { return b }
-func (b returnBroadcast) Finished()                             {}
-
-// queueReturn gossips that member came back at, and applies it here. mu is held.
-func (m *Members) queueReturn(member string, at time.Time) {
-	if b, err := json.Marshal(returnMsg{member, at}); err == nil {
-		m.queue.QueueBroadcast(returnBroadcast(b))
-	}
-	m.applyReturnLocked(member, at)
-}
-
-// applyReturnLocked records that member came back at: its Since moves up to at.
-// For this member itself that means publishing the new Since.
-func (m *Members) applyReturnLocked(member string, at time.Time) {
-	if prev := m.returnedAt[member]; at.After(prev) {
-		m.returnedAt[member] = at
-	}
-	if member == m.name {
-		if at.After(m.self.Since) {
-			m.self.Since = at
-			if self, ok := m.alive[m.name]; ok {
-				self.Meta, self.Since = m.self, at
-				m.alive[m.name] = self
-			}
-			go func() { _ = m.list.UpdateNode(0) }()
-		}
-		return
-	}
-	if mem, ok := m.alive[member]; ok && at.After(mem.Since) {
-		mem.Since = at
-		m.alive[member] = mem
-	}
-}
-
-// whileIsolated keeps this member's Since at "now" while it sees no other.
-func (m *Members) whileIsolated() {
-	t := time.NewTicker(isolatedRefresh)
-	defer t.Stop()
-	for {
-		m.mu.Lock()
-		if len(m.alive) > 1 {
-			m.isolated = false
-			m.mu.Unlock()
-			return
-		}
-		m.self.Since = time.Now()
-		if self, ok := m.alive[m.name]; ok {
-			self.Meta, self.Since = m.self, m.self.Since
-			m.alive[m.name] = self
-		}
-		m.mu.Unlock()
-		_ = m.list.UpdateNode(0)
-		select {
-		case <-m.done:
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Shutdown stops the member. It is safe to call twice.
 func (m *Members) Shutdown() error {
 	m.closeOnce.Do(func() { close(m.done) })
@@ -334,42 +249,15 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	if err != nil {
 		e.m.log.Info("Ignoring unreadable member metadata", "member", n.Name, "error", err.Error())
 	}
-	now := time.Now()
 	e.m.mu.Lock()
 	if n.Name == e.m.name {
-		e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: e.m.self, Since: e.m.self.Since}
-		e.m.mu.Unlock()
-		e.m.notify()
-		return
-	}
-	// Since comes from the member itself, so every speaker agrees on it: a
-	// member cut off from the others keeps its Since at "now" while it is alone
-	// (see isolated), so it returns carrying the time of its return.
-	since := meta.Since
-	rejoined := len(e.m.alive) == 1 // only this member was left: it was cut off
-	// A member we saw fail that comes back with an older Since has been cut off
-	// without noticing it (a short cut, or a false suspicion). Its return time
-	// is gossiped, so it and everyone else hold it down alike.
-	if left, ok := e.m.leftAt[n.Name]; ok && !since.After(left) && now.Sub(e.m.self.Since) > selfDoubt {
-		since = now
-		e.m.queueReturn(n.Name, now)
-	}
-	if at := e.m.returnedAt[n.Name]; at.After(since) {
-		since = at
+		meta = e.m.self
 	}
 	for _, mac := range meta.MACs {
 		e.m.macs[mac] = true
+		e.m.macOwner[mac] = n.Name
 	}
-	e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: meta, Since: since}
-	if rejoined && !e.m.self.Since.IsZero() {
-		// Back from being alone (or just started): from now on this member is
-		// the one returning, and the others must hold it down.
-		e.m.self.Since = now
-		self := e.m.alive[e.m.name]
-		self.Meta, self.Since = e.m.self, now
-		e.m.alive[e.m.name] = self
-		go func() { _ = e.m.list.UpdateNode(time.Second) }()
-	}
+	e.m.alive[n.Name] = Member{Name: n.Name, Addr: n.Addr, Meta: meta}
 	e.m.mu.Unlock()
 	e.m.log.V(1).Info("Member joined", "member", n.Name, "addr", n.Addr.String())
 	e.m.notify()
@@ -379,9 +267,9 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.m.mu.Lock()
 	delete(e.m.alive, n.Name)
 	e.m.leftAt[n.Name] = time.Now()
-	if len(e.m.alive) == 1 && !e.m.isolated {
-		e.m.isolated = true
-		go e.m.whileIsolated()
+	if st, ok := e.m.states[n.Name]; ok && n.Name != e.m.name {
+		e.m.lastClaims[n.Name] = st.Claims
+		delete(e.m.states, n.Name)
 	}
 	e.m.mu.Unlock()
 	e.m.log.Info("Member left or failed", "member", n.Name, "addr", n.Addr.String())
@@ -393,12 +281,10 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 	e.m.mu.Lock()
 	for _, mac := range meta.MACs {
 		e.m.macs[mac] = true
+		e.m.macOwner[mac] = n.Name
 	}
 	if mem, ok := e.m.alive[n.Name]; ok && n.Name != e.m.name {
 		mem.Meta = meta
-		if meta.Since.After(mem.Since) {
-			mem.Since = meta.Since
-		}
 		e.m.alive[n.Name] = mem
 	}
 	e.m.mu.Unlock()
@@ -426,20 +312,44 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return meta
 }
 func (d *delegate) NotifyMsg(b []byte) {
-	var r returnMsg
-	if err := json.Unmarshal(b, &r); err != nil || r.Member == "" {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil || r.Node == "" {
 		return
 	}
+	if d.m.merge([]record{r}) {
+		d.m.notify()
+	}
+}
+func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
+
+// LocalState gives every State this member knows (for push-pull and joins): a
+// member that joins through any one other learns every claim at once, before it
+// decides anything.
+func (d *delegate) LocalState(bool) []byte {
 	d.m.mu.Lock()
-	d.m.applyReturnLocked(r.Member, r.At)
+	recs := make([]record, 0, len(d.m.states))
+	for n, st := range d.m.states {
+		recs = append(recs, record{Node: n, State: st})
+	}
 	d.m.mu.Unlock()
-	d.m.notify()
+	b, err := json.Marshal(recs)
+	if err != nil {
+		d.m.log.Error(err, "Encoding member states")
+		return nil
+	}
+	return b
 }
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.m.queue.GetBroadcasts(overhead, limit)
+
+func (d *delegate) MergeRemoteState(b []byte, _ bool) {
+	var recs []record
+	if err := json.Unmarshal(b, &recs); err != nil {
+		d.m.log.V(1).Info("Ignoring unreadable member states", "error", err.Error())
+		return
+	}
+	if d.m.merge(recs) {
+		d.m.notify()
+	}
 }
-func (d *delegate) LocalState(bool) []byte        { return nil }
-func (d *delegate) MergeRemoteState([]byte, bool) {}
 
 // logWriter sends memberlist's standard-library log lines to logr at V(1): they
 // are chatty ("[DEBUG] memberlist: ...") and only useful when debugging.

@@ -121,3 +121,55 @@ func TestChangedSignals(t *testing.T) {
 		t.Fatal("no change signalled when a member joined")
 	}
 }
+
+func waitState(t *testing.T, m *Members, node string, ok func(State) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, has := m.States()[node]; has && ok(st) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s's state as seen: %+v", node, m.States()[node])
+}
+
+// TestStates: a member's State reaches the others when it changes, and a member
+// that joins later learns every State through the one it joins.
+func TestStates(t *testing.T) {
+	a, addrA := start(t, "n1", key)
+	b, _ := start(t, "n2", key)
+	if _, err := b.Join([]string{addrA}); err != nil {
+		t.Fatal(err)
+	}
+	waitAlive(t, a, "n1,n2", 5*time.Second)
+	b.SetState(true, map[string]int{"10.0.0.1": 2}, []string{"10.0.0.9"})
+	waitState(t, a, "n2", func(s State) bool { return s.Settled && s.Claims["10.0.0.1"] == 2 && len(s.Refuses) == 1 })
+	seq := b.States()["n2"].Seq
+	b.SetState(true, map[string]int{"10.0.0.1": 2}, []string{"10.0.0.9"})
+	if got := b.States()["n2"].Seq; got != seq {
+		t.Errorf("an unchanged State was published again (seq %d → %d)", seq, got)
+	}
+	b.SetState(true, map[string]int{"10.0.0.1": 2, "10.0.0.2": 2}, nil)
+	waitState(t, a, "n2", func(s State) bool { return len(s.Claims) == 2 && len(s.Refuses) == 0 })
+
+	// n3 joins through n1 only, and learns n2's claims from it at once.
+	c, _ := start(t, "n3", key)
+	if _, err := c.Join([]string{addrA}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "n2", func(s State) bool { return len(s.Claims) == 2 })
+
+	// When n2 fails, its State goes and its claims are remembered.
+	_ = b.Shutdown()
+	waitAlive(t, a, "n1,n3", 5*time.Second)
+	if _, ok := a.States()["n2"]; ok {
+		t.Error("a failed member's State is still listed")
+	}
+	if got := a.LastClaims("n2"); len(got) != 2 {
+		t.Errorf("LastClaims(n2) = %v; want its two claims", got)
+	}
+	if n, ok := a.MemberOfMAC("02:00:00:00:00:02"); !ok || n != "n2" {
+		t.Errorf("MemberOfMAC(n2's MAC) = %q, %v", n, ok)
+	}
+}

@@ -1,0 +1,194 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/heraldlb/herald/speaker/conflict"
+	"github.com/heraldlb/herald/speaker/layer2"
+)
+
+// claims is what this speaker tells the others it announces (see package
+// election, rule 2), and the local facts behind it. Only the speaker loop
+// touches it.
+type claims struct {
+	// weight of each claimed key: the live speakers this one saw when it
+	// took the key, lowered whenever it saw fewer since.
+	weight map[string]int
+	// at is when each key was claimed, by this node's clock.
+	at map[string]time.Time
+}
+
+func newClaims() *claims { return &claims{weight: map[string]int{}, at: map[string]time.Time{}} }
+
+// update makes the claims exactly the keys this node announces now, with view
+// live speakers in sight, and returns them for publishing.
+func (c *claims) update(announced []string, view int, now time.Time) map[string]int {
+	next := make(map[string]int, len(announced))
+	for _, k := range announced {
+		w, ok := c.weight[k]
+		if !ok {
+			w = view
+			c.at[k] = now
+		}
+		next[k] = min(w, view)
+	}
+	for k := range c.at {
+		if _, ok := next[k]; !ok {
+			delete(c.at, k)
+		}
+	}
+	c.weight = next
+	return maps.Clone(next)
+}
+
+// drop forgets every claim: this node was cut off and what it took alone is
+// void.
+func (c *claims) drop() {
+	clear(c.weight)
+	clear(c.at)
+}
+
+// yieldDecision says whether this node stops announcing key, which it announces,
+// when node other, which memberlist does not show alive (a cut between the
+// speakers, not on the LAN), answers for it on the wire too. Both sides decide
+// alike without talking: the node that held the key before memberlist lost
+// sight of the other keeps it, so a gossip-only cut moves nothing; when
+// neither or both did, a hash of the names and key decides.
+//
+// otherHeld is whether other claimed key when it was last seen; claimedAt is
+// when this node claimed key and otherLeft when it last saw other leave or
+// fail (zero if never).
+func yieldDecision(self, other, key string, otherHeld bool, claimedAt, otherLeft time.Time) bool {
+	selfHeld := !otherLeft.IsZero() && claimedAt.Before(otherLeft)
+	switch {
+	case otherHeld && !selfHeld:
+		return true
+	case selfHeld && !otherHeld:
+		return false
+	}
+	return conflict.Yield(self, other, key)
+}
+
+// yielded is a key this node stopped announcing because another speaker it
+// cannot reach through memberlist answers for it.
+type yielded struct {
+	to    string
+	mac   string
+	since time.Time
+	// check is when to look again whether the other still answers.
+	check time.Time
+}
+
+// yieldCheck is how often a yielded key is probed: if the node it yielded to
+// stops answering (it died during the cut), this one takes the key back
+// within about this time plus a probe.
+const yieldCheck = time.Second
+
+// keysOf lists m's keys, sorted.
+func keysOf[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// onConflict handles another host claiming, on the wire, an address this node
+// announces. It reports whether the announcements must be recomputed.
+//
+// A foreign host is the start-up probe's business. Another herald speaker that
+// memberlist shows alive is a hand-over in progress, which claims settle. One
+// that memberlist does not show is split brain: the speakers cannot gossip but
+// share the LAN, and each elected itself. Then one of them yields, within about
+// a second, whatever memberlist says (yieldDecision).
+func (s *speaker) onConflict(ctx context.Context, c layer2.Conflict) bool {
+	mac := strings.ToLower(c.HardwareAddr.String())
+	other, known := s.members.MemberOfMAC(mac)
+	if !known || other == s.cfg.NodeName {
+		return false
+	}
+	for _, m := range s.members.Alive() {
+		if m.Name == other {
+			return false
+		}
+	}
+	key, ok := s.keyOf[c.Addr]
+	if !ok {
+		return false
+	}
+	if _, done := s.yielded[key]; done {
+		return false
+	}
+	claimedAt, mine := s.claims.at[key]
+	if !mine {
+		return false
+	}
+	_, otherHeld := s.members.LastClaims(other)[key]
+	now := time.Now()
+	yield := yieldDecision(s.cfg.NodeName, other, key, otherHeld, claimedAt, s.members.LeftAt(other))
+	outcome := "kept"
+	if yield {
+		outcome = "yielded"
+		s.yielded[key] = yielded{to: other, mac: mac, since: now, check: now.Add(yieldCheck)}
+	}
+	metricSplitBrain.WithLabelValues(outcome).Inc()
+	s.log.Info("Another speaker answers for an announced address but is not in memberlist (split brain)",
+		"address", c.Addr.String(), "other", other, "mac", mac, "interface", c.Interface, "outcome", outcome)
+	if svcs := s.servicesOf(key); len(svcs) > 0 {
+		msg := fmt.Sprintf("Nodes %s and %s both answer for %s but cannot reach each other through memberlist (port %d); ", s.cfg.NodeName, other, c.Addr, s.cfg.MemberlistPort)
+		if yield {
+			msg += fmt.Sprintf("%s stops and leaves it to %s", s.cfg.NodeName, other)
+		} else {
+			msg += fmt.Sprintf("%s keeps it and %s must stop", s.cfg.NodeName, other)
+		}
+		for _, svc := range svcs {
+			if ref := s.serviceRef(ctx, svc); ref != nil {
+				s.recorder.Event(ref, corev1.EventTypeWarning, "SplitBrain", msg)
+			}
+		}
+	}
+	return yield
+}
+
+// servicesOf returns the Services announced under key, from the last report.
+func (s *speaker) servicesOf(key string) []string { return s.ownedServices[key] }
+
+// checkYielded probes each yielded key whose check is due: while the speaker it
+// yielded to still answers, the key stays yielded; when it does not, this node
+// takes the key back (the other may have died during the cut).
+func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
+	now := time.Now()
+	var own []net.HardwareAddr
+	for _, mac := range localMACs() {
+		if hw, err := net.ParseMAC(mac); err == nil {
+			own = append(own, hw)
+		}
+	}
+	for key, y := range s.yielded {
+		if now.Before(y.check) {
+			continue
+		}
+		var addr netip.Addr
+		for a, k := range s.keyOf {
+			if k == key && (!addr.IsValid() || a.Less(addr)) {
+				addr = a
+			}
+		}
+		if !addr.IsValid() {
+			delete(s.yielded, key)
+			continue
+		}
+		if s.l2.answered(ctx, addr, own) {
+			y.check = now.Add(yieldCheck)
+			s.yielded[key] = y
+			continue
+		}
+		s.log.Info("The speaker this node yielded to no longer answers; taking the address back", "address", addr.String(), "other", y.to)
+		delete(s.yielded, key)
+	}
+}
