@@ -251,10 +251,10 @@ type probeLoop struct {
 	start      time.Time
 	failures   []string // the first few failures, for the log of a failing test
 	// spans are the start and end of every failed request.
-	spans [][2]time.Time
-	stop       chan struct{}
-	stopOnce   sync.Once
-	done       chan struct{}
+	spans    [][2]time.Time
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 func startProbe(t testing.TB, l *lab.Lab, ip string) *probeLoop {
