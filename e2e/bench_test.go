@@ -79,7 +79,7 @@ func BenchmarkLayer2(b *testing.B) {
 		if err := l.StartSpeaker(ctx, owner); err != nil {
 			b.Fatal(err)
 		}
-		time.Sleep(holdDown + 2*time.Second) // let it settle and take its address back
+		time.Sleep(holdDown + 2*time.Second) // let it settle (it takes nothing back)
 	}
 	benchLine(b, "l2-failover-kill9-median", ms(percentile(failovers, 50)), "ms")
 	benchLine(b, "l2-failover-kill9-worst-of-10", ms(slices.Max(failovers)), "ms")

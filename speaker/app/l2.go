@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,26 +197,30 @@ func (l *l2Announcer) cannotAnnounce(ips []netip.Addr, interfaces []string) stri
 	return ""
 }
 
-// answered reports whether some host other than this node answers an ARP/NDP
-// probe for addr on the interface this node would use.
-func (l *l2Announcer) answered(ctx context.Context, addr netip.Addr, own []net.HardwareAddr) bool {
+// answerer probes addr (ARP/NDP) on the interface this node would use and
+// returns the MAC of a host other than this node that answers, or "". It says
+// ok=false when it could not probe.
+func (l *l2Announcer) answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr) (mac string, ok bool) {
 	topo, err := layer2.ReadTopology()
 	if err != nil {
-		return true // cannot tell: keep things as they are
+		return "", false
 	}
-	choice, err := layer2.ChooseInterface(topo, addr, nil)
+	choice, err := layer2.ChooseInterface(topo, addr, interfaces)
 	if err != nil {
-		return true
+		return "", false
 	}
 	wait := l.probeTimeout
 	if wait <= 0 {
 		wait = 100 * time.Millisecond
 	}
-	mac, err := l.ann.Probe(ctx, addr, choice.Interface, layer2.ProbeOptions{Wait: wait, Ignore: own})
+	hw, err := l.ann.Probe(ctx, addr, choice.Interface, layer2.ProbeOptions{Wait: wait, Ignore: own})
 	if err != nil {
-		return true
+		return "", false
 	}
-	return mac != nil
+	if hw == nil {
+		return "", true
+	}
+	return strings.ToLower(hw.String()), true
 }
 
 // withdraw stops answering for addr at once, keeping every other address.

@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/heraldlb/herald/speaker/conflict"
 	"github.com/heraldlb/herald/speaker/layer2"
+	"github.com/heraldlb/herald/speaker/plan"
 )
 
 // claims is what this speaker tells the others it announces (see package
@@ -183,7 +185,7 @@ func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
 			delete(s.yielded, key)
 			continue
 		}
-		if s.l2.answered(ctx, addr, own) {
+		if mac, ok := s.l2.answerer(ctx, addr, nil, own); !ok || mac != "" {
 			y.check = now.Add(yieldCheck)
 			s.yielded[key] = y
 			continue
@@ -191,4 +193,81 @@ func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
 		s.log.Info("The speaker this node yielded to no longer answers; taking the address back", "address", addr.String(), "other", y.to)
 		delete(s.yielded, key)
 	}
+}
+
+// takeover is a key this node was just elected for, from a member that failed.
+type takeover struct {
+	key, prev string
+	addr      netip.Addr
+	ifs       []string
+}
+
+// probeTakeovers checks, before this node announces keys it takes over from
+// members that failed (not left), whether those members still answer for them
+// on the wire: a member that memberlist lost but the LAN did not (a firewall on
+// the gossip port, a wrong key) is alive, and taking its addresses would make
+// two nodes answer and move every flow. Such keys are yielded to it and checked
+// again every yieldCheck. The probes run together: one probe time in all.
+func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner map[string]string) {
+	var checks []takeover
+	for _, g := range groups {
+		if owner[g.Key] != s.cfg.NodeName || len(g.IPs) == 0 {
+			continue
+		}
+		if _, held := s.claims.weight[g.Key]; held {
+			continue
+		}
+		if _, done := s.yielded[g.Key]; done {
+			continue
+		}
+		for _, prev := range s.members.FailedHolders(g.Key) {
+			checks = append(checks, takeover{key: g.Key, prev: prev, addr: g.IPs[0], ifs: g.Interfaces})
+		}
+	}
+	if len(checks) == 0 {
+		return
+	}
+	var own []net.HardwareAddr
+	for _, mac := range localMACs() {
+		if hw, err := net.ParseMAC(mac); err == nil {
+			own = append(own, hw)
+		}
+	}
+	macs := make([]string, len(checks))
+	var wg sync.WaitGroup
+	for i := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			macs[i], _ = s.l2.answerer(ctx, checks[i].addr, checks[i].ifs, own)
+		}()
+	}
+	wg.Wait()
+	now := time.Now()
+	for i, c := range checks {
+		if macs[i] == "" {
+			continue
+		}
+		if who, ok := s.members.MemberOfMAC(macs[i]); !ok || who != c.prev {
+			continue
+		}
+		s.yielded[c.key] = yielded{to: c.prev, mac: macs[i], since: now, check: now.Add(yieldCheck)}
+		metricSplitBrain.WithLabelValues("yielded").Inc()
+		s.log.Info("Not taking over: the node memberlist lost still answers for the address (split brain)", "address", c.addr.String(), "other", c.prev, "mac", macs[i])
+		for _, svc := range s.groupServices(groups, c.key) {
+			if ref := s.serviceRef(ctx, svc); ref != nil {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "SplitBrain", "Node %s lost %s in memberlist (port %d) but %s still answers for %s on the LAN; %s leaves it there",
+					s.cfg.NodeName, c.prev, s.cfg.MemberlistPort, c.prev, c.addr, s.cfg.NodeName)
+			}
+		}
+	}
+}
+
+func (s *speaker) groupServices(groups []plan.Group, key string) []string {
+	for _, g := range groups {
+		if g.Key == key {
+			return g.Services
+		}
+	}
+	return nil
 }

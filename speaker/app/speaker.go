@@ -340,7 +340,16 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	// every speaker's claims (memberlist's push-pull), so from then on it
 	// takes nothing another holds. A lone node of a one-node cluster does not
 	// wait.
-	if len(alive) > 1 && !s.joined {
+	// memberlist reports a member alive before the State it pushed with its
+	// join is merged: until every live member's State is known, claims may be
+	// missing, so nothing new is taken (pending).
+	pending := false
+	for _, m := range alive {
+		if _, ok := states[m.Name]; !ok && m.Name != s.cfg.NodeName {
+			pending = true
+		}
+	}
+	if len(alive) > 1 && !pending && !s.joined {
 		s.joined, s.joinedAt = true, now
 	}
 	alone := !otherNodes(nodes, s.cfg.NodeName)
@@ -424,6 +433,7 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 			delete(s.yielded, k)
 		}
 	}
+	s.probeTakeovers(ctx, p.Groups, res.Owner)
 	s.checkYielded(ctx, speakerMACs)
 	for _, y := range s.yielded {
 		if next.IsZero() || y.check.Before(next) {
@@ -443,6 +453,9 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 			continue
 		}
 		if _, ok := s.yielded[g.Key]; ok {
+			continue
+		}
+		if _, held := s.claims.weight[g.Key]; pending && !held {
 			continue
 		}
 		mine[g.Key] = g
@@ -473,6 +486,13 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	metricMembers.Set(float64(len(alive)))
 	if !settled && (next.IsZero() || settleAt.Before(next)) {
 		next = settleAt
+	}
+	if pending {
+		// States arrive by push-pull and by each member's own sends; look
+		// again soon rather than wait for the next change.
+		if soon := now.Add(100 * time.Millisecond); next.IsZero() || soon.Before(next) {
+			next = soon
+		}
 	}
 	return next
 }

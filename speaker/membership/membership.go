@@ -89,8 +89,10 @@ type Members struct {
 	// lastClaims keeps the claims of members that left or failed, as they
 	// were: who held an address before memberlist lost sight of it.
 	lastClaims map[string]map[string]int
-	// leftAt is when this member last saw each other one leave or fail.
+	// leftAt is when this member last saw each other one leave or fail, and
+	// failed whether it failed (rather than left).
 	leftAt map[string]time.Time
+	failed map[string]bool
 	// done is closed by Shutdown.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -132,7 +134,7 @@ func New(cfg Config) (*Members, error) {
 	self.MACs = macs
 	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), send: make(chan struct{}, 1),
 		alive: map[string]Member{}, macs: map[string]bool{}, macOwner: map[string]string{}, done: make(chan struct{}), droppedMACs: dropped,
-		states: map[string]State{cfg.Name: {Epoch: self.Since.UnixNano()}}, lastClaims: map[string]map[string]int{}, leftAt: map[string]time.Time{}}
+		states: map[string]State{cfg.Name: {Epoch: self.Since.UnixNano()}}, lastClaims: map[string]map[string]int{}, leftAt: map[string]time.Time{}, failed: map[string]bool{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.BindAddr
@@ -267,6 +269,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.m.mu.Lock()
 	delete(e.m.alive, n.Name)
 	e.m.leftAt[n.Name] = time.Now()
+	e.m.failed[n.Name] = n.State != memberlist.StateLeft
 	if st, ok := e.m.states[n.Name]; ok && n.Name != e.m.name {
 		e.m.lastClaims[n.Name] = st.Claims
 		delete(e.m.states, n.Name)

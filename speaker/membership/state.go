@@ -40,7 +40,9 @@ type record struct {
 func (m *Members) SetState(settled bool, claims map[string]int, refuses []string) {
 	m.mu.Lock()
 	cur := m.states[m.name]
-	if cur.Settled == settled && maps.Equal(cur.Claims, claims) && slicesEqual(cur.Refuses, refuses) {
+	// Seq 0 has never been sent: a member that claims nothing still says so,
+	// as the others wait for every member's State before taking anything.
+	if cur.Seq > 0 && cur.Settled == settled && maps.Equal(cur.Claims, claims) && slicesEqual(cur.Refuses, refuses) {
 		m.mu.Unlock()
 		return
 	}
@@ -94,6 +96,24 @@ func (m *Members) LeftAt(node string) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.leftAt[node]
+}
+
+// FailedHolders returns the members that are not alive, failed (rather than
+// left) when last seen, and held key then. Such a member may still be alive on
+// the LAN with only gossip cut off.
+func (m *Members) FailedHolders(key string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for n, claims := range m.lastClaims {
+		if _, alive := m.alive[n]; alive || !m.failed[n] {
+			continue
+		}
+		if _, ok := claims[key]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // MemberOfMAC returns the member (live or seen before) whose metadata lists mac.
