@@ -65,10 +65,10 @@ func TestComputeNeverDarkOnPoolEdit(t *testing.T) {
 			want:  group("10.0.9.1", addrs("10.0.9.1"), nil),
 		},
 		{
-			name:  "retained after the pool was deleted: covered by name",
-			svc:   Service{Key: "ns/a", IPs: addrs("10.0.9.1"), AllocatedFrom: "lan"},
-			anns:  byName,
-			want:  group("10.0.9.1", addrs("10.0.9.1"), nil),
+			name: "retained after the pool was deleted: covered by name",
+			svc:  Service{Key: "ns/a", IPs: addrs("10.0.9.1"), AllocatedFrom: "lan"},
+			anns: byName,
+			want: group("10.0.9.1", addrs("10.0.9.1"), nil),
 		},
 		{
 			name: "retained after the pool was deleted: no labels left to select",
