@@ -314,9 +314,12 @@ func nodeAddrs(nodes []Node) map[netip.Addr]string {
 }
 
 // withoutNodeAddrs returns s's addresses that no node holds, and a conflict for
-// each one that a node does. The addresses are copied, not filtered in place: the
-// caller's Service shares its slice.
+// each one that a node does. With a conflict the addresses are copied, not
+// filtered in place: the caller's Service shares its slice.
 func withoutNodeAddrs(s Service, held map[netip.Addr]string) ([]netip.Addr, []NodeAddressConflict) {
+	if !slices.ContainsFunc(s.IPs, func(ip netip.Addr) bool { _, ok := held[ip]; return ok }) {
+		return s.IPs, nil // the common case, without allocating
+	}
 	var ips []netip.Addr
 	var conflicts []NodeAddressConflict
 	for _, ip := range s.IPs {
