@@ -140,8 +140,9 @@ type Plan struct {
 	// Skipped maps Service keys that are not announced to the reason.
 	Skipped map[string]Skip
 	// NodeAddressConflicts are the Service addresses left out because a node
-	// holds them, sorted by address, then Service. They are the same for layer
-	// 2 and BGP (ComputeBGP leaves them out too), so report them from here.
+	// holds them, sorted by address, then Service, whether or not an
+	// announcement covers the Service. ComputeBGP leaves the same addresses
+	// out, so every speaker can report them from here, for both modes.
 	NodeAddressConflicts []NodeAddressConflict
 }
 
