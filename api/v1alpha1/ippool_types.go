@@ -11,7 +11,8 @@ import (
 // reversed IPv4 range is caught by comparing the ends as integers; a reversed IPv6
 // range is caught by the controller, which marks the pool Ready=False with the same
 // message (every CEL form of a 128-bit comparison we tried exceeds the API server's
-// cost budget).
+// cost budget). The host-bits rule's message is fixed for the same reason: a
+// messageExpression naming the masked CIDR exceeds the budget 100 times over.
 type IPPoolSpec struct {
 	// addresses lists what the pool hands out. Each entry is a CIDR
 	// ("192.168.10.0/24", "fd00:10::/64"), an inclusive range of one family
@@ -27,6 +28,7 @@ type IPPoolSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="!self.contains('-') || (self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()))",message="a range must be two IP addresses joined by '-', e.g. 192.168.1.10-192.168.1.20"
 	// +kubebuilder:validation:items:XValidation:rule="!(self.contains('-') && self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim())) || ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family()",message="a range must not mix IPv4 and IPv6: both ends must be of one family"
 	// +kubebuilder:validation:items:XValidation:rule="!(self.contains('-') && self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == 4 && ip(self.split('-')[1].trim()).family() == 4) || (int(self.split('-')[0].trim().split('.')[0]) * 16777216 + int(self.split('-')[0].trim().split('.')[1]) * 65536 + int(self.split('-')[0].trim().split('.')[2]) * 256 + int(self.split('-')[0].trim().split('.')[3])) <= (int(self.split('-')[1].trim().split('.')[0]) * 16777216 + int(self.split('-')[1].trim().split('.')[1]) * 65536 + int(self.split('-')[1].trim().split('.')[2]) * 256 + int(self.split('-')[1].trim().split('.')[3]))",message="a range must run from the lower address to the higher one (write 10.0.0.1-10.0.0.9, not 10.0.0.9-10.0.0.1)"
+	// +kubebuilder:validation:items:XValidation:rule="self.contains('-') || !isCIDR(self) || cidr(self) == cidr(self).masked()",message="a CIDR must not have host bits set: write its network address (192.168.20.0/24, not 192.168.20.5/24)"
 	Addresses []string `json:"addresses"`
 
 	// autoAssign says whether Services that name no pool and request no address may

@@ -35,4 +35,14 @@ const (
 	// IPPoolConditionOverlapping is True when some of a pool's addresses are also
 	// in another pool.
 	IPPoolConditionOverlapping = "Overlapping"
+	// IPPoolConditionNodeAddressOverlap is True when some of a pool's addresses are
+	// Nodes' own addresses (InternalIP or ExternalIP); its message names them.
+	// Such addresses are never handed out.
+	IPPoolConditionNodeAddressOverlap = "NodeAddressOverlap"
+
+	// L2AnnouncementConditionKubeProxyStrictARP is False when kube-proxy runs in
+	// IPVS mode without ipvs.strictARP (read from the ConfigMap
+	// kube-system/kube-proxy): every node then answers ARP for every
+	// LoadBalancer address. Absent when there is nothing to say.
+	L2AnnouncementConditionKubeProxyStrictARP = "KubeProxyStrictARP"
 )

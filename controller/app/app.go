@@ -5,15 +5,18 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -101,7 +104,7 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 			// controller never reads them; Services and Namespaces are cut
 			// further to the fields the controller reads.
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         slim.CacheOptions(),
+			ByObject:         cacheByObject(),
 		},
 	}
 	if cfg.LeaseDuration > 0 {
@@ -172,4 +175,18 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 		return fmt.Errorf("running the controller: %w", err)
 	}
 	return nil
+}
+
+// cacheByObject is slim's trimming with the controller's own Service transform
+// (which keeps what allocation reads beyond slim's fields) and its one ConfigMap.
+func cacheByObject() map[client.Object]cache.ByObject {
+	out := slim.CacheOptions()
+	for o, by := range out {
+		if _, ok := o.(*corev1.Service); ok {
+			by.Transform = ipam.CacheService
+			out[o] = by
+		}
+	}
+	maps.Copy(out, ipam.CacheOptions())
+	return out
 }

@@ -37,10 +37,11 @@ import (
 	"github.com/heraldlb/herald/internal/svcclass"
 )
 
-// Least privilege: read Services and Namespaces, write only Service status, read
-// IPPools and write their status, record Events.
+// Least privilege: read Services and Namespaces, write Service status and patch
+// the one annotation herald owns (herald.io/allocated-from-pool), read IPPools and
+// write their status, record Events.
 //
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=services/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
@@ -98,8 +99,18 @@ type Controller struct {
 	// pending are the Services handled whose request was refused; the value
 	// reports whether they have no address at all (what the gauge counts).
 	pending map[types.NamespacedName]bool
+	// nodeAddrs is the Nodes' addresses the allocator was last given.
+	nodeAddrs map[netip.Addr][]string
+	// nodeWake are the Services a node address change affects, woken by the
+	// pool status writer once mu is released.
+	nodeWake []types.NamespacedName
 	// writes counts status writes, for tests that check only the leader writes.
 	writes atomic.Int64
+	// nodesDirty is set by Node events that may change node addresses (and at
+	// start), so the next pass lists Nodes once for any number of events.
+	nodesDirty atomic.Bool
+	// kubeProxy is what the ConfigMap kube-system/kube-proxy says (nil: nothing).
+	kubeProxy atomic.Pointer[kubeProxyState]
 
 	// peerSecrets remembers, per BGPPeer, the spec last checked for a missing
 	// password Secret; only the status writer goroutine touches it.
@@ -114,7 +125,7 @@ func New(mgr manager.Manager, cs kubernetes.Interface, opts Options) *Controller
 	if opts.PoolStatusDelay <= 0 {
 		opts.PoolStatusDelay = 200 * time.Millisecond
 	}
-	return &Controller{
+	c := &Controller{
 		client:       mgr.GetClient(),
 		informers:    mgr.GetCache(),
 		cs:           cs,
@@ -129,6 +140,8 @@ func New(mgr manager.Manager, cs kubernetes.Interface, opts Options) *Controller
 		pending:      map[types.NamespacedName]bool{},
 		peerSecrets:  map[string]peerSecretCheck{},
 	}
+	c.nodesDirty.Store(true)
+	return c
 }
 
 // SetupWithManager registers the Service controller, the ledger rebuild and the
@@ -229,7 +242,11 @@ func (c *Controller) ensureRebuilt(ctx context.Context) error {
 }
 
 // syncPoolsLocked brings the allocator's pools in line with the IPPools in the cache.
+// It gives the allocator the Nodes' addresses first, so no pass hands one out.
 func (c *Controller) syncPoolsLocked(ctx context.Context) error {
+	if err := c.syncNodesLocked(ctx); err != nil {
+		return err
+	}
 	var pools heraldv1.IPPoolList
 	if err := c.client.List(ctx, &pools, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing IPPools: %w", err)
@@ -329,12 +346,16 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	c.updatePendingGaugeLocked()
 	changed := !slices.Equal(before.IPs, asg.IPs)
 	mayHelpOthers := c.alloc.Releases() != releases
+	onNodes := c.heldNodeAddressesLocked(asg)
 	c.mu.Unlock()
 
 	if changed {
 		c.markPoolsDirty()
 	}
-	if err := c.writeStatus(ctx, &svc, request, asg, err); err != nil {
+	if err := c.writeStatus(ctx, &svc, request, outcome{asg: asg, err: err, onNodes: onNodes}); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := c.writePoolAnnotation(ctx, &svc, asg); err != nil {
 		return reconcile.Result{}, err
 	}
 	// Only once the status no longer shows a freed address may another Service
@@ -379,6 +400,9 @@ func (c *Controller) letGo(ctx context.Context, svc *corev1.Service) error {
 		if err := c.applyStatus(ctx, svc, nil, nil); err != nil {
 			return err
 		}
+	}
+	if err := c.writePoolAnnotation(ctx, svc, allocator.Assignment{}); err != nil {
+		return err
 	}
 	if len(released) > 0 {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", ipaddr.Join(released))

@@ -12,6 +12,7 @@ import (
 	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/internal/ipaddr"
 	"github.com/heraldlb/herald/internal/labelsel"
+	"github.com/heraldlb/herald/internal/slim"
 )
 
 // poolFromCR turns an IPPool into the allocator's Pool. The error says what in the
@@ -59,6 +60,10 @@ func requestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		SharingKey:      strings.TrimSpace(svc.Annotations[heraldv1.AnnotationSharingKey]),
 		LocalTraffic:    svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 	}
+	if req.LocalTraffic {
+		// Only Local sharers compare selectors (allocator.ReasonSharingLocalSelector).
+		req.Selector = svc.Spec.Selector
+	}
 	for _, f := range svc.Spec.IPFamilies {
 		if f == corev1.IPv6Protocol {
 			req.Families = append(req.Families, allocator.IPv6)
@@ -104,4 +109,21 @@ func statusIPs(svc *corev1.Service) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// CacheService is the controller's cache transform for Services: what slim.Service
+// keeps, plus spec.selector of externalTrafficPolicy Local Services, which the
+// allocator compares between Local sharers. Other Services' selectors are never read,
+// so they are not kept.
+func CacheService(obj any) (any, error) {
+	out, err := slim.Service(obj)
+	if err != nil {
+		return nil, fmt.Errorf("trimming a Service for the cache: %w", err)
+	}
+	full, ok1 := obj.(*corev1.Service)
+	s, ok2 := out.(*corev1.Service)
+	if ok1 && ok2 && full.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+		s.Spec.Selector = full.Spec.Selector
+	}
+	return out, nil
 }

@@ -12,7 +12,6 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
-	"github.com/heraldlb/herald/internal/slim"
 	"github.com/heraldlb/herald/internal/svcclass"
 )
 
@@ -109,19 +108,23 @@ func TestDesiredCondition(t *testing.T) {
 		req    allocator.Request
 		asg    allocator.Assignment
 		err    error
+		nodes  []allocator.NodeAddress
 		status metav1.ConditionStatus
 		reason string
 		msg    string
 	}{
-		{"allocated", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}, Pool: "p"}, nil, metav1.ConditionTrue, "Allocated", "assigned 10.0.0.1 from IPPool p"},
-		{"orphan", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}}, nil, metav1.ConditionTrue, "OutsidePools", "no longer in any IPPool"},
-		{"refused", allocator.Request{}, allocator.Assignment{}, &allocator.Error{Reason: allocator.ReasonPoolExhausted, Message: "full"}, metav1.ConditionFalse, "PoolExhausted", "full"},
-		{"refused but kept", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}}, &allocator.Error{Reason: allocator.ReasonRequestedIPInUse, Message: "taken"}, metav1.ConditionFalse, "RequestedIPInUse", "keeps 10.0.0.1"},
+		{"allocated", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}, Pool: "p"}, nil, nil, metav1.ConditionTrue, "Allocated", "assigned 10.0.0.1 from IPPool p"},
+		{"orphan", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}}, nil, nil, metav1.ConditionTrue, "OutsidePools", "no longer in any IPPool"},
+		{"refused", allocator.Request{}, allocator.Assignment{}, &allocator.Error{Reason: allocator.ReasonPoolExhausted, Message: "full"}, nil, metav1.ConditionFalse, "PoolExhausted", "full"},
+		{"refused but kept", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}}, &allocator.Error{Reason: allocator.ReasonRequestedIPInUse, Message: "taken"}, nil, metav1.ConditionFalse, "RequestedIPInUse", "keeps 10.0.0.1"},
 		{"prefer partial", allocator.Request{Policy: allocator.PreferDualStack, Families: []allocator.Family{allocator.IPv4, allocator.IPv6}},
-			allocator.Assignment{IPs: []netip.Addr{ip}, Pool: "p"}, nil, metav1.ConditionTrue, "Allocated", "other family"},
+			allocator.Assignment{IPs: []netip.Addr{ip}, Pool: "p"}, nil, nil, metav1.ConditionTrue, "Allocated", "other family"},
+		// Kept rather than taken away: taking it would cut the Service for certain.
+		{"holds a node address", allocator.Request{}, allocator.Assignment{IPs: []netip.Addr{ip}, Pool: "p"}, nil,
+			[]allocator.NodeAddress{{Addr: ip, Nodes: []string{"worker-1"}}}, metav1.ConditionTrue, "HoldsNodeAddress", "10.0.0.1 (node worker-1) is also a node's own address; the Service keeps it"},
 	}
 	for _, tt := range tests {
-		c := desiredCondition(s, tt.req, tt.asg, tt.err)
+		c := desiredCondition(s, tt.req, outcome{asg: tt.asg, err: tt.err, onNodes: tt.nodes})
 		if c.Status != tt.status || c.Reason != tt.reason || !strings.Contains(c.Message, tt.msg) || c.ObservedGeneration != 3 || c.Type != heraldv1.ConditionIPAllocated {
 			t.Errorf("%s: condition = %+v; want %s/%s with %q, generation 3", tt.name, c, tt.status, tt.reason, tt.msg)
 		}
@@ -142,7 +145,7 @@ func TestSlimServiceKeepsWhatTheControllerReads(t *testing.T) {
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.0.0.9"}}
 		s.Status.Conditions = []metav1.Condition{{Type: heraldv1.ConditionIPAllocated, Status: metav1.ConditionTrue}}
 	})
-	out, err := slim.Service(full)
+	out, err := CacheService(full)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +158,12 @@ func TestSlimServiceKeepsWhatTheControllerReads(t *testing.T) {
 	if !svcclass.Handles(slim, true) || findCondition(slim) == nil || len(statusIPs(slim)) != 1 {
 		t.Error("slim Service lost its type, condition or ingress")
 	}
-	if _, ok := slim.Annotations["kubectl.kubernetes.io/last-applied-configuration"]; ok || slim.Spec.Selector != nil {
+	if _, ok := slim.Annotations["kubectl.kubernetes.io/last-applied-configuration"]; ok {
 		t.Error("slim Service kept fields the controller never reads")
+	}
+	cluster := full.DeepCopy()
+	cluster.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	if out, _ := CacheService(cluster); out.(*corev1.Service).Spec.Selector != nil {
+		t.Error("the cache kept the selector of a Cluster-policy Service, which the controller never reads")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -107,14 +108,25 @@ func (c *Controller) writeL2Statuses(ctx context.Context, pools []heraldv1.IPPoo
 	if err := c.client.List(ctx, &anns); err != nil {
 		return fmt.Errorf("listing L2Announcements: %w", err)
 	}
+	kp := c.kubeProxy.Load()
 	var errs []string
 	for i := range anns.Items {
 		a := &anns.Items[i]
-		if !meta.SetStatusCondition(&a.Status.Conditions, l2Ready(a, pools)) {
+		hadStrictARP := meta.FindStatusCondition(a.Status.Conditions, heraldv1.L2AnnouncementConditionKubeProxyStrictARP) != nil
+		ready := meta.SetStatusCondition(&a.Status.Conditions, l2Ready(a, pools))
+		if !setStrictARPCondition(a, kp) && !ready {
 			continue
 		}
-		if err := c.client.Status().Update(ctx, a); err != nil && !apierrors.IsNotFound(err) {
+		err := c.client.Status().Update(ctx, a)
+		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Sprintf("L2Announcement %s: %v", a.Name, err))
+			continue
+		}
+		// The Event goes on each L2Announcement rather than on the ConfigMap:
+		// only layer 2 mode is hurt, and its users look at their announcements
+		// (kubectl describe l2announcement), not at kube-system.
+		if err == nil && !hadStrictARP && kp != nil && kp.strictARPMissing {
+			c.recorder.Event(a, corev1.EventTypeWarning, "KubeProxyStrictARPMissing", strictARPMessage)
 		}
 	}
 	if len(errs) > 0 {

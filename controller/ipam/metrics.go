@@ -28,10 +28,18 @@ var (
 		Name: "herald_services_pending",
 		Help: "LoadBalancer Services herald handles that have no address.",
 	})
+	strictARPMissing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_kube_proxy_ipvs_strict_arp_missing",
+		Help: "1 when ConfigMap kube-system/kube-proxy puts kube-proxy in IPVS mode without ipvs.strictARP (every node answers ARP for every LoadBalancer address), else 0.",
+	})
+	poolNodeAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_ippool_node_addresses",
+		Help: "Addresses of an IPPool that are Nodes' own addresses (never handed out).",
+	}, []string{"pool"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending)
+	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending, strictARPMissing, poolNodeAddresses)
 	// Every reason exists as a series from the start, so rate() and alerts work
 	// before the first failure.
 	for _, r := range allocator.Reasons() {

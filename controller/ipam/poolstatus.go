@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/allocator"
@@ -50,17 +51,35 @@ func (c *Controller) runPoolStatus(ctx context.Context) error {
 		}
 		defer func() { _ = inf.RemoveEventHandler(reg) }()
 	}
-	// A Node deleted for good leaves its speaker's BGPPeer status entries behind;
-	// only deletions matter here (Nodes change every few seconds).
+	// A Node deleted for good leaves its speaker's BGPPeer status entries behind,
+	// and a Node's addresses must never be handed out; Nodes change every few
+	// seconds, so only deletions and address changes matter here.
 	nodes, err := c.informers.GetInformer(ctx, &corev1.Node{})
 	if err != nil {
 		return fmt.Errorf("watching Nodes for status: %w", err)
 	}
-	nreg, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(any) { c.markPoolsDirty() }})
+	nodeAddrsChanged := func() {
+		c.nodesDirty.Store(true)
+		c.markPoolsDirty()
+	}
+	nreg, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { nodeAddrsChanged() },
+		UpdateFunc: func(old, cur any) {
+			if nodeEventChanges(old, cur) {
+				nodeAddrsChanged()
+			}
+		},
+		DeleteFunc: func(any) { nodeAddrsChanged() },
+	})
 	if err != nil {
 		return fmt.Errorf("watching Nodes for status: %w", err)
 	}
 	defer func() { _ = nodes.RemoveEventHandler(nreg) }()
+	unwatch, err := c.watchKubeProxy(ctx)
+	if err != nil {
+		return err
+	}
+	defer unwatch()
 	for {
 		select {
 		case <-ctx.Done():
@@ -93,6 +112,8 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 		pool           *heraldv1.IPPool
 		overlap        []string
 		wasOverlapping bool
+		onNodes        []allocator.NodeAddress
+		nodeMessage    string // the NodeAddressOverlap message shown before
 	}
 	var updates []update
 	c.mu.Lock()
@@ -103,14 +124,28 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 	for i := range list.Items {
 		p := &list.Items[i]
 		st := p.Status.DeepCopy()
-		overlap := c.poolStatusLocked(p, st)
+		overlap, onNodes := c.poolStatusLocked(p, st)
 		if !equality.Semantic.DeepEqual(st, &p.Status) {
 			was := meta.IsStatusConditionTrue(p.Status.Conditions, heraldv1.IPPoolConditionOverlapping)
+			var shown string
+			if nc := meta.FindStatusCondition(p.Status.Conditions, heraldv1.IPPoolConditionNodeAddressOverlap); nc != nil && nc.Status == metav1.ConditionTrue {
+				shown = nc.Message
+			}
 			p.Status = *st
-			updates = append(updates, update{p, overlap, was})
+			updates = append(updates, update{p, overlap, was, onNodes, shown})
 		}
 	}
+	wake := c.takeNodeWakeLocked()
 	c.mu.Unlock()
+	for _, k := range wake {
+		obj := &corev1.Service{}
+		obj.Namespace, obj.Name = k.Namespace, k.Name
+		select {
+		case c.wake <- event.GenericEvent{Object: obj}:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 
 	var errs []string
 	if err := c.writeL2Statuses(ctx, list.Items); err != nil {
@@ -131,6 +166,10 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 		if len(u.overlap) > 0 && !u.wasOverlapping {
 			c.recorder.Eventf(u.pool, corev1.EventTypeWarning, "Overlapping", "Addresses of this pool are also in IPPool %s; an address is still given to one Service at a time", strings.Join(u.overlap, ", "))
 		}
+		// One Warning per change of which node addresses the pool holds.
+		if nc := meta.FindStatusCondition(u.pool.Status.Conditions, heraldv1.IPPoolConditionNodeAddressOverlap); len(u.onNodes) > 0 && nc != nil && nc.Message != u.nodeMessage {
+			c.recorder.Event(u.pool, corev1.EventTypeWarning, "NodeAddressOverlap", nc.Message)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
@@ -138,8 +177,9 @@ func (c *Controller) writePoolStatuses(ctx context.Context) error {
 	return nil
 }
 
-// poolStatusLocked fills st from the allocator and returns the pools p overlaps.
-func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolStatus) []string {
+// poolStatusLocked fills st from the allocator and returns the pools p overlaps and
+// the Node addresses it holds.
+func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolStatus) ([]string, []allocator.NodeAddress) {
 	st.ObservedGeneration = p.Generation
 	stats, known := c.alloc.PoolStats(p.Name)
 	if perr := c.poolErrors[p.Name]; perr != nil {
@@ -151,8 +191,9 @@ func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolSta
 			Reason: "InvalidSpec", Message: msg, ObservedGeneration: p.Generation})
 		if !known {
 			meta.RemoveStatusCondition(&st.Conditions, heraldv1.IPPoolConditionOverlapping)
+			meta.RemoveStatusCondition(&st.Conditions, heraldv1.IPPoolConditionNodeAddressOverlap)
 			st.IPv4, st.IPv6, st.Used, st.Free = nil, nil, "", ""
-			return nil
+			return nil, nil
 		}
 	}
 	used, free := new(big.Int), new(big.Int)
@@ -192,11 +233,39 @@ func (c *Controller) poolStatusLocked(p *heraldv1.IPPool, st *heraldv1.IPPoolSta
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: heraldv1.IPPoolConditionOverlapping, Status: metav1.ConditionFalse,
 			Reason: "NoOverlap", Message: "no other IPPool holds these addresses", ObservedGeneration: p.Generation})
 	}
-	return overlap
+	onNodes := c.alloc.NodeOverlaps(p.Name)
+	meta.SetStatusCondition(&st.Conditions, nodeOverlapCondition(p.Generation, onNodes))
+	poolNodeAddresses.WithLabelValues(p.Name).Set(float64(len(onNodes)))
+	return overlap, onNodes
+}
+
+// maxNodeAddrsShown bounds the NodeAddressOverlap message: a pool laid over the
+// nodes' own subnet may hold hundreds of node addresses, and a condition message
+// is read by a person (the API server caps it at 32 KiB).
+const maxNodeAddrsShown = 10
+
+// nodeOverlapCondition is an IPPool's NodeAddressOverlap condition.
+func nodeOverlapCondition(gen int64, onNodes []allocator.NodeAddress) metav1.Condition {
+	if len(onNodes) == 0 {
+		return metav1.Condition{Type: heraldv1.IPPoolConditionNodeAddressOverlap, Status: metav1.ConditionFalse,
+			Reason: "NoNodeAddress", Message: "no Node has an address in this pool", ObservedGeneration: gen}
+	}
+	shown := make([]string, 0, min(len(onNodes), maxNodeAddrsShown))
+	for _, na := range onNodes[:min(len(onNodes), maxNodeAddrsShown)] {
+		shown = append(shown, na.String())
+	}
+	msg := "pool holds Nodes' own addresses " + strings.Join(shown, ", ")
+	if more := len(onNodes) - len(shown); more > 0 {
+		msg += fmt.Sprintf(" and %d more", more)
+	}
+	msg += "; herald never hands them out (the node answers for them itself): remove them from the pool"
+	return metav1.Condition{Type: heraldv1.IPPoolConditionNodeAddressOverlap, Status: metav1.ConditionTrue,
+		Reason: "NodeAddresses", Message: msg, ObservedGeneration: gen}
 }
 
 // deletePoolMetrics drops the series of a pool that no longer exists.
 func deletePoolMetrics(name string) {
 	poolCapacity.DeletePartialMatch(map[string]string{"pool": name})
 	poolUsed.DeletePartialMatch(map[string]string{"pool": name})
+	poolNodeAddresses.DeleteLabelValues(name)
 }

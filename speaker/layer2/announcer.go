@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -35,18 +37,36 @@ type Config struct {
 	// are sent by Set itself; the rest by a background goroutine. Nil means 0,
 	// 100 ms and 300 ms; an empty, non-nil slice sends none.
 	GratuitousSchedule []time.Duration
+	// RefreshInterval is how often every announced address is announced again
+	// (gratuitous ARP, unsolicited NA with override), each address at its own,
+	// jittered time; zero or less disables the refresh. DefaultRefreshInterval
+	// says why a minute is a good value.
+	RefreshInterval time.Duration
+	// Conflicts, when not nil, receives a Conflict whenever another host claims
+	// an address being announced (at most one a second per address and
+	// interface). Sends never block: a report that finds the channel full is
+	// dropped and counted (Stats.ConflictReportsDropped), so give it room.
+	// Claims from the interfaces this Announcer uses are never conflicts; the
+	// owner must recognise those of the node's other interfaces itself.
+	Conflicts chan<- Conflict
 }
 
 // An Announcer answers ARP and NDP for a desired set of addresses, each on its
 // interface, opening and closing Responders as needed. Its methods are safe for
 // concurrent use.
 type Announcer struct {
-	log      logr.Logger
-	schedule []time.Duration
+	log       logr.Logger
+	schedule  []time.Duration
+	refresh   time.Duration // 0: no periodic refresh
+	conflicts chan<- Conflict
+	// ownMACs holds the hardware addresses of the links in use, as strings,
+	// for Responders' serving loops to read without a.mu.
+	ownMACs atomic.Pointer[map[string]bool]
 
 	// Seams, replaced by tests.
 	interfaceByName func(name string) (*net.Interface, error)
 	dial            func(ifi *net.Interface, ipv6 bool) (*Responder, error)
+	random          func() float64 // in [0, 1): jitter of the refresh
 
 	// wg counts the goroutines that repeat gratuitous announcements.
 	wg        sync.WaitGroup
@@ -59,6 +79,13 @@ type Announcer struct {
 	links   map[string]*link
 	addrs   map[netip.Addr]*announcement
 	retired Stats // counts of closed Responders
+	// refreshQ orders announcements by their next refresh; entries of withdrawn
+	// announcements stay until they come up. refreshing reports whether the
+	// refresh goroutine runs.
+	refreshQ   refreshQueue
+	refreshing bool
+	// kick wakes the refresh goroutine (capacity 1); quit ends it.
+	kick, quit chan struct{}
 }
 
 // link is one interface in use.
@@ -79,6 +106,7 @@ func (l *link) slot(addr netip.Addr) **Responder {
 type announcement struct {
 	iface  string
 	cancel context.CancelFunc // stops repeating gratuitous announcements
+	due    time.Time          // next periodic refresh; zero without refresh
 }
 
 // NewAnnouncer returns an Announcer that announces nothing yet.
@@ -90,6 +118,11 @@ func NewAnnouncer(cfg Config) *Announcer {
 	return &Announcer{
 		log:             cfg.Logger,
 		schedule:        slices.Clone(schedule),
+		refresh:         max(cfg.RefreshInterval, 0),
+		conflicts:       cfg.Conflicts,
+		random:          rand.Float64,
+		kick:            make(chan struct{}, 1),
+		quit:            make(chan struct{}),
 		interfaceByName: net.InterfaceByName,
 		dial: func(ifi *net.Interface, ipv6 bool) (*Responder, error) {
 			if ipv6 {
@@ -163,6 +196,7 @@ func (a *Announcer) Set(desired map[netip.Addr]string) error {
 			a.links[name] = &link{ifi: ifi}
 		}
 	}
+	a.updateOwnMACsLocked()
 
 	// 3. Take new addresses.
 	for _, addr := range sortedAddrs(want) {
@@ -192,6 +226,8 @@ func (a *Announcer) takeLocked(addr netip.Addr, l *link) error {
 			return fmt.Errorf("open responder: %w", err)
 		}
 		r.log = a.log
+		r.conflicts = a.conflicts
+		r.ownMAC = a.isOwnMAC
 		r.Start()
 		*slot = r
 	}
@@ -210,7 +246,9 @@ func (a *Announcer) takeLocked(addr netip.Addr, l *link) error {
 		sched = sched[1:]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a.addrs[addr] = &announcement{iface: l.ifi.Name, cancel: cancel}
+	ann := &announcement{iface: l.ifi.Name, cancel: cancel}
+	a.addrs[addr] = ann
+	a.scheduleRefreshLocked(addr, ann, start, true)
 	if len(sched) > 0 {
 		a.wg.Go(func() { a.repeat(ctx, r, addr, start, sched) })
 	}
@@ -398,6 +436,7 @@ func (a *Announcer) Close() error {
 	a.closeOnce.Do(func() {
 		a.mu.Lock()
 		a.closed = true
+		close(a.quit)
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(a.links)) {
 			errs = append(errs, a.closeLinkLocked(name))

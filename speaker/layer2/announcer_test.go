@@ -40,7 +40,13 @@ func (n *fakeNet) announcer(t *testing.T, schedule ...time.Duration) *Announcer 
 	if schedule == nil {
 		schedule = []time.Duration{}
 	}
-	a := NewAnnouncer(Config{GratuitousSchedule: schedule})
+	return n.announcerWith(t, Config{GratuitousSchedule: schedule})
+}
+
+// announcerWith returns an Announcer configured by cfg over the fake network.
+func (n *fakeNet) announcerWith(t *testing.T, cfg Config) *Announcer {
+	t.Helper()
+	a := NewAnnouncer(cfg)
 	a.interfaceByName = func(name string) (*net.Interface, error) {
 		n.mu.Lock()
 		defer n.mu.Unlock()

@@ -66,6 +66,16 @@ func (arpProto) handle(r *Responder, b []byte) (dropReason, error) {
 		}
 	} else {
 		r.observe(p.SenderIP, p.SenderHardwareAddr)
+		// Whoever sends from an address we announce answers for it too: two
+		// hosts on the wire for one address.
+		switch {
+		case p.SenderIP == p.TargetIP:
+			r.claimed(p.SenderIP, p.SenderHardwareAddr, ClaimARPAnnouncement)
+		case p.Operation == arp.OperationReply:
+			r.claimed(p.SenderIP, p.SenderHardwareAddr, ClaimARPReply)
+		case p.Operation == arp.OperationRequest:
+			r.claimed(p.SenderIP, p.SenderHardwareAddr, ClaimARPRequest)
+		}
 	}
 
 	if p.Operation != arp.OperationRequest {
@@ -96,7 +106,7 @@ func (arpProto) handle(r *Responder, b []byte) (dropReason, error) {
 	return dropNone, nil
 }
 
-func (arpProto) gratuitous(r *Responder, addr netip.Addr) error {
+func (arpProto) gratuitous(r *Responder, addr netip.Addr) (int, error) {
 	mac := r.ifi.HardwareAddr
 	// An ARP Announcement (RFC 5227, section 2.3): a request whose sender and
 	// target address are both addr. Plus the reply form (what `arping -A` sends),
@@ -104,19 +114,18 @@ func (arpProto) gratuitous(r *Responder, addr netip.Addr) error {
 	// as gratuitous only when its target hardware address equals its sender's.
 	req, err := arp.NewPacket(arp.OperationRequest, mac, addr, zeroMAC, addr)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rep, err := arp.NewPacket(arp.OperationReply, mac, addr, mac, addr)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for _, p := range []*arp.Packet{req, rep} {
+	for i, p := range []*arp.Packet{req, rep} {
 		if err := sendARP(r, p, broadcastMAC); err != nil {
-			return err
+			return i, err
 		}
-		r.stats.gratuitous.Add(1)
 	}
-	return nil
+	return 2, nil
 }
 
 func (arpProto) probe(r *Responder, addr netip.Addr) error {

@@ -25,6 +25,7 @@ type memConn struct {
 type sentFrame struct {
 	frame []byte
 	dst   net.HardwareAddr
+	at    time.Time
 }
 
 var _ net.PacketConn = (*memConn)(nil)
@@ -55,7 +56,7 @@ func (c *memConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if c.writeErr != nil {
 		return 0, c.writeErr
 	}
-	c.sent = append(c.sent, sentFrame{frame: append([]byte(nil), b...), dst: addr.(*packet.Addr).HardwareAddr})
+	c.sent = append(c.sent, sentFrame{frame: append([]byte(nil), b...), dst: addr.(*packet.Addr).HardwareAddr, at: time.Now()})
 	select {
 	case c.notify <- struct{}{}:
 	default:

@@ -189,7 +189,9 @@ func (p *ndpProto) handle(r *Responder, b []byte) (dropReason, error) {
 		if owner == nil {
 			owner = f.Source
 		}
-		r.observe(normalize(m.TargetAddress), owner)
+		target := normalize(m.TargetAddress)
+		r.observe(target, owner)
+		r.claimed(target, owner, ClaimNeighborAdvertisement)
 		return dropNotRequest, nil
 
 	case *ndp.NeighborSolicitation:
@@ -206,6 +208,14 @@ func (p *ndpProto) handle(r *Responder, b []byte) (dropReason, error) {
 				return dropMalformed, nil
 			}
 			r.observe(target, f.Source)
+		} else {
+			// A solicitation sent from an address we announce: its sender
+			// holds that address too.
+			from := sender
+			if from == nil {
+				from = f.Source
+			}
+			r.claimed(normalize(h.src), from, ClaimNeighborSolicitation)
 		}
 		r.stats.requests.Add(1)
 		if !r.announced(target) {
@@ -231,15 +241,14 @@ func (p *ndpProto) handle(r *Responder, b []byte) (dropReason, error) {
 	return dropWrongProtocol, nil
 }
 
-func (p *ndpProto) gratuitous(r *Responder, addr netip.Addr) error {
+func (p *ndpProto) gratuitous(r *Responder, addr netip.Addr) (int, error) {
 	// An unsolicited Neighbor Advertisement with the override flag (RFC 4861,
 	// section 7.2.6): receivers that have addr cached replace the old owner's
 	// link-layer address with ours.
 	if err := p.advertise(r, addr, false, allNodes, multicastMAC(allNodes)); err != nil {
-		return err
+		return 0, err
 	}
-	r.stats.gratuitous.Add(1)
-	return nil
+	return 1, nil
 }
 
 func (p *ndpProto) probe(r *Responder, addr netip.Addr) error {

@@ -60,12 +60,20 @@ type Responder struct {
 	// log receives read and write failures of the serving loop. The zero Logger
 	// discards; the Announcer sets one before Start.
 	log logr.Logger
+	// conflicts, when not nil, receives Conflicts: other hosts claiming an
+	// announced address. ownMAC, when not nil, reports whether a hardware address
+	// is this node's, so that frames from its other interfaces are no claim. The
+	// Announcer sets both before Start.
+	conflicts chan<- Conflict
+	ownMAC    func(net.HardwareAddr) bool
 
 	mu sync.Mutex
 	// mu guards the following fields, and the protocol's join/leave state.
 	addrs  map[netip.Addr]struct{}
 	probes map[netip.Addr]map[*probeWaiter]struct{}
 	closed bool
+	// lastReport is when a Conflict was last reported for an announced address.
+	lastReport map[netip.Addr]time.Time
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -81,8 +89,9 @@ type protocol interface {
 	valid(addr netip.Addr) bool
 	// handle processes one received frame and says why it was not answered.
 	handle(r *Responder, frame []byte) (dropReason, error)
-	// gratuitous sends one round of unsolicited announcements of addr.
-	gratuitous(r *Responder, addr netip.Addr) error
+	// gratuitous sends one round of unsolicited announcements of addr and
+	// returns how many frames it sent.
+	gratuitous(r *Responder, addr netip.Addr) (int, error)
 	// probe sends one probe for addr.
 	probe(r *Responder, addr netip.Addr) error
 	// join and leave are called with r.mu held when addr enters or leaves the
@@ -101,12 +110,13 @@ func newResponder(ifi *net.Interface, conn net.PacketConn, p protocol) (*Respond
 		return nil, fmt.Errorf("layer2: interface %q has no Ethernet hardware address", ifi.Name)
 	}
 	return &Responder{
-		ifi:    ifi,
-		conn:   conn,
-		proto:  p,
-		addrs:  make(map[netip.Addr]struct{}),
-		probes: make(map[netip.Addr]map[*probeWaiter]struct{}),
-		done:   make(chan struct{}),
+		ifi:        ifi,
+		conn:       conn,
+		proto:      p,
+		addrs:      make(map[netip.Addr]struct{}),
+		probes:     make(map[netip.Addr]map[*probeWaiter]struct{}),
+		lastReport: make(map[netip.Addr]time.Time),
+		done:       make(chan struct{}),
 	}, nil
 }
 
@@ -177,6 +187,7 @@ func (r *Responder) Remove(addr netip.Addr) error {
 		return nil
 	}
 	delete(r.addrs, addr)
+	delete(r.lastReport, addr)
 	if r.closed {
 		return nil
 	}
@@ -211,18 +222,34 @@ func (r *Responder) announced(addr netip.Addr) bool {
 // for IPv6 an unsolicited Neighbor Advertisement with the override flag to the
 // all-nodes group.
 func (r *Responder) Gratuitous(addr netip.Addr) error {
+	return r.gratuitous(addr, &r.stats.gratuitous)
+}
+
+// gratuitous sends one round of unsolicited announcements of addr and adds the
+// frames sent to counter.
+func (r *Responder) gratuitous(addr netip.Addr, counter *atomic.Uint64) error {
 	addr = normalize(addr)
 	if !r.announced(addr) {
 		return fmt.Errorf("gratuitous announcement of %s: address not announced", addr)
 	}
-	if err := r.proto.gratuitous(r, addr); err != nil {
+	n, err := r.proto.gratuitous(r, addr)
+	counter.Add(uint64(n))
+	if err != nil {
 		return fmt.Errorf("gratuitous announcement of %s on %s: %w", addr, r.ifi.Name, err)
 	}
 	return nil
 }
 
 // Stats returns a snapshot of the Responder's counters.
-func (r *Responder) Stats() Stats { return r.stats.snapshot() }
+func (r *Responder) Stats() Stats {
+	s := r.stats.snapshot()
+	if claims := r.stats.claims.Load(); r.proto.family() == "IPv4" {
+		s.ForeignClaimsIPv4 = claims
+	} else {
+		s.ForeignClaimsIPv6 = claims
+	}
+	return s
+}
 
 // ProbeOptions tune a probe.
 type ProbeOptions struct {

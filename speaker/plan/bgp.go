@@ -64,15 +64,25 @@ type BGPPlan struct {
 	// Skipped maps keys of Services some BGPAnnouncement covers, but which this node
 	// does not announce, to the reason.
 	Skipped map[string]Skip
+	// OutsidePools maps the key of a Service this node announces to its
+	// announced addresses that no pool holds (retained by the controller and
+	// covered through the Service's allocated-from-pool annotation), sorted.
+	OutsidePools map[string][]netip.Addr
+	// UnreadablePools maps the key of a Service this node announces to the
+	// pools, sorted, whose spec cannot be parsed and whose addresses (last
+	// valid, or by annotation) it announces.
+	UnreadablePools map[string][]string
 }
 
 // ComputeBGP builds the BGP plan of the node named self. Unlike layer 2, there is
 // no election: every eligible node announces, with itself as next hop, and routers
 // spread traffic over them. A node is eligible for a Service when it is Ready, not
 // excluded, selected by the announcement, and — for Local traffic — holds a ready
-// endpoint of the Service.
+// endpoint of the Service. Addresses a node holds are never announced (Compute
+// reports them in Plan.NodeAddressConflicts).
 func ComputeBGP(self string, services []Service, nodes []Node, pools []Pool, peers []BGPPeer, anns []BGPAnnouncement) BGPPlan {
-	out := BGPPlan{Routes: map[string][]BGPRoute{}, Announced: map[string][]string{}, Skipped: map[string]Skip{}}
+	out := BGPPlan{Routes: map[string][]BGPRoute{}, Announced: map[string][]string{}, Skipped: map[string]Skip{},
+		OutsidePools: map[string][]netip.Addr{}, UnreadablePools: map[string][]string{}}
 	var node *Node
 	for i := range nodes {
 		if nodes[i].Name == self {
@@ -99,15 +109,23 @@ func ComputeBGP(self string, services []Service, nodes []Node, pools []Pool, pee
 		prefix netip.Prefix
 	}
 	routes := map[key]*BGPRoute{}
+	held := nodeAddrs(nodes)
 	for _, s := range services {
-		covered, announced := false, false
+		covered, announced, nodeAddr := false, false, false
 		var to []string
+		var outside []netip.Addr
+		var unreadable []string
+		owners := attribute(s, pools)
 		for _, a := range anns {
 			if !a.ServiceSelector.matches(s.Labels) {
 				continue
 			}
-			for _, ip := range s.IPs {
-				if !poolsCover(a.Pools, a.PoolSelector, ip, pools) {
+			for i, ip := range s.IPs {
+				if !owners[i].CoveredBy(a.Pools, a.PoolSelector) {
+					continue
+				}
+				if _, ok := held[ip]; ok {
+					nodeAddr = true
 					continue
 				}
 				covered = true
@@ -121,6 +139,10 @@ func ComputeBGP(self string, services []Service, nodes []Node, pools []Pool, pee
 					}
 					announced = true
 					to = append(to, peer)
+					if owners[i].OutsidePools() {
+						outside = append(outside, ip)
+					}
+					unreadable = append(unreadable, owners[i].UnreadablePools()...)
 					k := key{peer, prefix}
 					r := routes[k]
 					if r == nil {
@@ -134,8 +156,16 @@ func ComputeBGP(self string, services []Service, nodes []Node, pools []Pool, pee
 		switch {
 		case announced:
 			out.Announced[s.Key] = sortedUnique(to)
+			if len(outside) > 0 {
+				out.OutsidePools[s.Key] = sortedUniqueAddrs(outside)
+			}
+			if len(unreadable) > 0 {
+				out.UnreadablePools[s.Key] = sortedUnique(unreadable)
+			}
 		case covered:
 			out.Skipped[s.Key] = SkipNoEligibleNode
+		case nodeAddr:
+			out.Skipped[s.Key] = SkipNodeAddress
 		}
 	}
 	for k, r := range routes {
