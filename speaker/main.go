@@ -30,6 +30,7 @@ func main() {
 	flag.StringVar(&cfg.BindAddr, "bind-addr", "", "address memberlist binds (default: the node's InternalIP)")
 	flag.IntVar(&cfg.MemberlistPort, "memberlist-port", 7946, "memberlist UDP and TCP port")
 	flag.DurationVar(&cfg.HoldDown, "hold-down", 10*time.Second, "how long a starting speaker waits to hear another before announcing alone, and how long a (re)joined node settles before it is given addresses nobody holds")
+	flag.BoolVar(&cfg.HandleClassless, "handle-classless", true, "also announce LoadBalancer Services with no spec.loadBalancerClass (set it as on the controller)")
 	flag.DurationVar(&cfg.RefreshInterval, "arp-refresh-interval", layer2.DefaultRefreshInterval, "how often announced addresses are announced again by gratuitous ARP / unsolicited NA, for switches whose MAC tables age out first; 0 disables")
 	flag.DurationVar(&cfg.HandOver, "hand-over", 2*time.Second, "how long a stopping speaker keeps answering after it has left, while new owners announce")
 	flag.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 100*time.Millisecond, "wait for an answer when probing an address before first announcing it (0 skips probing)")

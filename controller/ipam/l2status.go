@@ -13,7 +13,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/labelsel"
-	"github.com/heraldlb/herald/speaker/plan"
+	"github.com/heraldlb/herald/internal/poolcover"
 )
 
 // +kubebuilder:rbac:groups=herald.io,resources=l2announcements,verbs=get;list;watch
@@ -86,7 +86,7 @@ func coverPools(names []string, sel *metav1.LabelSelector, pools []heraldv1.IPPo
 		}
 	}
 	for _, p := range pools {
-		if plan.CoversPool(names, match, p.Name, p.Labels) {
+		if poolcover.Covers(names, match, p.Name, p.Labels) {
 			pc.covered = append(pc.covered, p.Name)
 		}
 	}

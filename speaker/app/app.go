@@ -48,6 +48,9 @@ type Config struct {
 	// it announces alone, and how long after joining it counts as settling:
 	// addresses nobody holds go to settled nodes first.
 	HoldDown time.Duration
+	// HandleClassless: also announce LoadBalancer Services with no
+	// spec.loadBalancerClass. It must match the controller's flag.
+	HandleClassless bool
 	// RefreshInterval is how often announced addresses are announced again
 	// (gratuitous ARP, unsolicited NA); zero disables it.
 	RefreshInterval time.Duration

@@ -34,6 +34,10 @@ var (
 		Name: "herald_speaker_l2_split_brain_total",
 		Help: "Times another herald speaker, not alive in this one's memberlist view, answered on the wire for an address this node announced, by outcome (yielded, kept).",
 	}, []string{"outcome"})
+	metricNodeAddressConflicts = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_speaker_node_address_conflicts",
+		Help: "Service addresses that are this node's own address (InternalIP/ExternalIP); no speaker announces them.",
+	})
 	metricL2 = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_speaker_l2_packets_total",
 		Help: "Layer 2 packets by kind: requests seen, replies sent, gratuitous sent.",
@@ -53,5 +57,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
+	metrics.Registry.MustRegister(metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
 }

@@ -72,6 +72,8 @@ type speaker struct {
 	// ownedServices lists, for each group key this node announces, its
 	// Services.
 	ownedServices map[string][]string
+	// nodeAddrWarned holds "service|address" pairs already warned about.
+	nodeAddrWarned map[string]bool
 	// conflicts carries other hosts' claims on the addresses this node
 	// announces, from the layer 2 responders.
 	conflicts chan layer2.Conflict
@@ -92,6 +94,10 @@ type speaker struct {
 type ownedGroup struct {
 	ips        []netip.Addr
 	interfaces []string
+	// warning is the text of the Warnings last sent for the group (outside
+	// every pool, unreadable pool, Services it cannot serve), so each is sent
+	// once per change.
+	warning string
 }
 
 func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []byte) *speaker {
@@ -316,13 +322,14 @@ func nodeReady(n *corev1.Node) bool {
 // claims. It returns when it must run again with no other change (this node
 // settling, a yielded key's check), or zero.
 func (s *speaker) sync(ctx context.Context) time.Time {
-	svcs, nodes, pools, anns, err := snapshot(ctx, s.client)
+	svcs, nodes, pools, anns, err := snapshot(ctx, s.client, s.cfg.HandleClassless)
 	if err != nil {
 		s.log.Error(err, "Reading cluster state; keeping current announcements")
 		return time.Time{}
 	}
 	s.syncBGP(ctx, svcs, nodes, pools)
 	p := plan.Compute(svcs, nodes, pools, anns)
+	s.reportNodeAddresses(ctx, p.NodeAddressConflicts)
 	now := time.Now()
 	alive := s.members.Alive()
 	states := s.members.States()
@@ -517,10 +524,11 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 		}
 		slices.Sort(ifs)
 		ifs = slices.Compact(ifs)
-		og := ownedGroup{ips: ips, interfaces: ifs}
+		og := ownedGroup{ips: ips, interfaces: ifs, warning: groupWarning(g, s.cfg.NodeName)}
 		next[key] = og
 		prev, had := s.owned[key]
 		changed := !had || !slices.Equal(prev.ips, og.ips) || !slices.Equal(prev.interfaces, og.interfaces)
+		unserved := g.Unserved[s.cfg.NodeName]
 		for _, svc := range g.Services {
 			ref := s.serviceRef(ctx, svc)
 			if ref == nil {
@@ -532,6 +540,18 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 			if !had && len(conflicts) > 0 {
 				s.recorder.Event(ref, corev1.EventTypeWarning, "IPConflict", "Node "+s.cfg.NodeName+" does not announce: "+strings.Join(conflicts, "; "))
 			}
+			if og.warning == "" || og.warning == prev.warning && had {
+				continue
+			}
+			if len(g.OutsidePools) > 0 {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "OutsidePools", "%s is outside every IPPool; node %s keeps announcing it with the pool named by %s", ipaddr.Join(g.OutsidePools), s.cfg.NodeName, heraldv1.AnnotationAllocatedFromPool)
+			}
+			if len(g.UnreadablePools) > 0 {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "PoolUnreadable", "IPPool %s cannot be read; node %s keeps announcing %s from its last valid addresses", strings.Join(g.UnreadablePools, ", "), s.cfg.NodeName, ipaddr.Join(g.IPs))
+			}
+			if slices.Contains(unserved, svc) {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "Unreachable", "%s is shared with Services whose ready endpoints are on other nodes; node %s announces it and has no ready endpoint of this Service (externalTrafficPolicy Local), so it is unreachable through %s", ipaddr.Join(g.IPs), s.cfg.NodeName, ipaddr.Join(g.IPs))
+			}
 		}
 	}
 	s.owned = next
@@ -539,6 +559,46 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 	for key, g := range mine {
 		s.ownedServices[key] = g.Services
 	}
+}
+
+// groupWarning is what a group's owner must warn about, as one comparable text.
+func groupWarning(g plan.Group, self string) string {
+	var parts []string
+	if len(g.OutsidePools) > 0 {
+		parts = append(parts, "outside:"+ipaddr.Join(g.OutsidePools))
+	}
+	if len(g.UnreadablePools) > 0 {
+		parts = append(parts, "unreadable:"+strings.Join(g.UnreadablePools, ","))
+	}
+	if u := g.Unserved[self]; len(u) > 0 {
+		parts = append(parts, "unserved:"+strings.Join(u, ","))
+	}
+	return strings.Join(parts, ";")
+}
+
+// reportNodeAddresses warns, from the node that holds it, about each Service
+// address that is a node's own: no speaker announces it. Every speaker computes
+// the same list; only the holder speaks, once per change.
+func (s *speaker) reportNodeAddresses(ctx context.Context, conflicts []plan.NodeAddressConflict) {
+	var mine []plan.NodeAddressConflict
+	for _, c := range conflicts {
+		if c.Node == s.cfg.NodeName {
+			mine = append(mine, c)
+		}
+	}
+	metricNodeAddressConflicts.Set(float64(len(mine)))
+	next := make(map[string]bool, len(mine))
+	for _, c := range mine {
+		k := c.Service + "|" + c.Addr.String()
+		next[k] = true
+		if s.nodeAddrWarned[k] {
+			continue
+		}
+		if ref := s.serviceRef(ctx, c.Service); ref != nil {
+			s.recorder.Eventf(ref, corev1.EventTypeWarning, "NodeAddress", "%s is node %s's own address; no speaker announces it (give the Service another address)", c.Addr, c.Node)
+		}
+	}
+	s.nodeAddrWarned = next
 }
 
 func (s *speaker) serviceRef(ctx context.Context, key string) *corev1.Service {

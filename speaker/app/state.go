@@ -16,6 +16,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/ipaddr"
 	"github.com/heraldlb/herald/internal/labelsel"
+	"github.com/heraldlb/herald/internal/svcclass"
 	"github.com/heraldlb/herald/speaker/plan"
 )
 
@@ -23,7 +24,7 @@ import (
 // gone the cache keeps its last state, so the speaker keeps announcing it (fail
 // static). Pools are read through this process's memory of their last valid
 // addresses (processPools).
-func snapshot(ctx context.Context, c client.Reader) ([]plan.Service, []plan.Node, []plan.Pool, []plan.Announcement, error) {
+func snapshot(ctx context.Context, c client.Reader, handleClassless bool) ([]plan.Service, []plan.Node, []plan.Pool, []plan.Announcement, error) {
 	var svcs corev1.ServiceList
 	if err := c.List(ctx, &svcs, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("listing Services: %w", err)
@@ -44,7 +45,7 @@ func snapshot(ctx context.Context, c client.Reader) ([]plan.Service, []plan.Node
 	if err := c.List(ctx, &anns, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("listing L2Announcements: %w", err)
 	}
-	return planServices(svcs.Items, readyEndpoints(slices.Items)), planNodes(nodes.Items), processPools.pools(pools.Items), planAnnouncements(anns.Items), nil
+	return planServices(svcs.Items, readyEndpoints(slices.Items), handleClassless), planNodes(nodes.Items), processPools.pools(pools.Items), planAnnouncements(anns.Items), nil
 }
 
 // readyEndpoints maps a Service's key to the nodes holding a ready endpoint of it.
@@ -72,11 +73,13 @@ func readyEndpoints(slices []discoveryv1.EndpointSlice) map[string]map[string]bo
 
 // planServices returns the LoadBalancer Services herald handles that have
 // addresses in their status.
-func planServices(svcs []corev1.Service, endpoints map[string]map[string]bool) []plan.Service {
+func planServices(svcs []corev1.Service, endpoints map[string]map[string]bool, handleClassless bool) []plan.Service {
 	var ps []plan.Service
 	for i := range svcs {
 		s := &svcs[i]
-		if s.Spec.Type != corev1.ServiceTypeLoadBalancer || (s.Spec.LoadBalancerClass != nil && *s.Spec.LoadBalancerClass != heraldv1.LoadBalancerClass) {
+		// The controller decides with the same rule, so the speakers announce
+		// exactly the Services it gives addresses to.
+		if !svcclass.Handles(s, handleClassless) {
 			continue
 		}
 		var ips []netip.Addr

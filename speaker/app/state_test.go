@@ -105,7 +105,7 @@ func lbService(name, ip, from string) *corev1.Service {
 
 func computeFromCluster(t *testing.T, c client.Client) plan.Plan {
 	t.Helper()
-	svcs, nodes, pools, anns, err := snapshot(context.Background(), c)
+	svcs, nodes, pools, anns, err := snapshot(context.Background(), c, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +161,33 @@ func TestSnapshotNeverDarkOnPoolEdit(t *testing.T) {
 	for _, g := range p.Groups {
 		if !slices.Equal(g.UnreadablePools, []string{"lan"}) {
 			t.Errorf("group %s: UnreadablePools = %v; want [lan]", g.Key, g.UnreadablePools)
+		}
+	}
+}
+
+// TestPlanServicesClassRule: the speaker announces exactly the Services the
+// controller handles, --handle-classless included.
+func TestPlanServicesClassRule(t *testing.T) {
+	other := "example.com/other"
+	ours := heraldv1.LoadBalancerClass
+	svc := func(name string, class *string) corev1.Service {
+		return corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: class},
+			Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}}},
+		}
+	}
+	svcs := []corev1.Service{svc("classless", nil), svc("ours", &ours), svc("other", &other)}
+	for _, tt := range []struct {
+		classless bool
+		want      []string
+	}{{true, []string{"ns/classless", "ns/ours"}}, {false, []string{"ns/ours"}}} {
+		var got []string
+		for _, s := range planServices(svcs, nil, tt.classless) {
+			got = append(got, s.Key)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("handleClassless=%v: %v; want %v", tt.classless, got, tt.want)
 		}
 	}
 }

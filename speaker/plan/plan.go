@@ -376,12 +376,6 @@ func coveringAnnouncements(s Service, owners []poolcover.Owner, anns []Announcem
 	return out
 }
 
-// CoversPool is poolcover.Covers, kept only until the controller's Ready
-// conditions call poolcover directly; new code should do so too.
-func CoversPool(names []string, sel Selector, pool string, labels map[string]string) bool {
-	return poolcover.Covers(names, sel, pool, labels)
-}
-
 func sortedUnique(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
