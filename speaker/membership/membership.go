@@ -221,7 +221,22 @@ func (m *Members) Changed() <-chan struct{} { return m.changed }
 
 // Leave tells the others this member is going, waiting up to timeout for the
 // message to spread; the member keeps running until Shutdown.
+//
+// First it tells every live member, directly, that it is leaving: memberlist
+// does not say whether a member left or failed, and the others treat the two
+// differently (a failed member may still answer on the LAN, a leaving one
+// answers only until its new owners announce).
 func (m *Members) Leave(timeout time.Duration) error {
+	m.mu.Lock()
+	st := m.states[m.name]
+	st.Seq++
+	st.Leaving = true
+	m.states[m.name] = st
+	b, err := json.Marshal(record{Node: m.name, State: st})
+	m.mu.Unlock()
+	if err == nil {
+		m.sendAll(b)
+	}
 	if err := m.list.Leave(timeout); err != nil {
 		return fmt.Errorf("leaving memberlist: %w", err)
 	}
@@ -269,7 +284,9 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.m.mu.Lock()
 	delete(e.m.alive, n.Name)
 	e.m.leftAt[n.Name] = time.Now()
-	e.m.failed[n.Name] = n.State != memberlist.StateLeft
+	// memberlist's Node.State is not set for NotifyLeave; the member's own
+	// last State says whether it was leaving.
+	e.m.failed[n.Name] = !e.m.states[n.Name].Leaving
 	if st, ok := e.m.states[n.Name]; ok && n.Name != e.m.name {
 		e.m.lastClaims[n.Name] = st.Claims
 		delete(e.m.states, n.Name)

@@ -3,9 +3,8 @@ package membership
 import (
 	"encoding/json"
 	"maps"
+	"sync"
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
 // State is what a member says about its announcements; elections read it.
@@ -23,6 +22,9 @@ type State struct {
 	Claims map[string]int `json:"claims,omitempty"`
 	// Refuses lists keys the member was elected for and cannot announce.
 	Refuses []string `json:"refuses,omitempty"`
+	// Leaving: the member is handing over and about to leave memberlist
+	// (its last State).
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 func (s State) newer(than State) bool {
@@ -168,24 +170,33 @@ func (m *Members) sender() {
 		m.mu.Lock()
 		b, err := json.Marshal(record{Node: m.name, State: m.states[m.name]})
 		m.mu.Unlock()
-		// Not under mu: memberlist calls the event delegate, which takes mu,
-		// with its own lock held.
-		var to []*memberlist.Node
-		for _, n := range m.list.Members() {
-			if n.Name != m.name {
-				to = append(to, n)
-			}
-		}
 		if err != nil {
 			m.log.Error(err, "Encoding this member's state")
 			continue
 		}
-		for _, n := range to {
-			if err := m.list.SendReliable(n, b); err != nil {
-				m.log.V(1).Info("Sending state", "member", n.Name, "error", err.Error())
-			}
-		}
+		m.sendAll(b)
 		// At most one round of sends per gossip interval's worth of changes.
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// sendAll sends b to every other live member at once, over TCP, and returns
+// when every send has ended (each is bounded by memberlist's TCP timeout).
+func (m *Members) sendAll(b []byte) {
+	// Not under mu: memberlist calls the event delegate, which takes mu, with
+	// its own lock held.
+	var wg sync.WaitGroup
+	for _, n := range m.list.Members() {
+		if n.Name == m.name {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.list.SendReliable(n, b); err != nil {
+				m.log.V(1).Info("Sending state", "member", n.Name, "error", err.Error())
+			}
+		}()
+	}
+	wg.Wait()
 }
