@@ -37,8 +37,10 @@ const conflictRetry = 30 * time.Second
 // l2Announcer adapts layer2.Announcer to the speaker: interface choice, probing
 // before first announcements, conflict memory and metrics.
 type l2Announcer struct {
-	log          logr.Logger
-	ann          *layer2.Announcer
+	log logr.Logger
+	ann announcer
+	// topology reads the node's links (layer2.ReadTopology; a fake in tests).
+	topology     func() (layer2.Topology, error)
 	probeTimeout time.Duration
 	changed      <-chan struct{}
 	cancel       context.CancelFunc
@@ -63,6 +65,7 @@ func newL2Announcer(log logr.Logger, probeTimeout, refresh time.Duration, confli
 	return &l2Announcer{
 		log:          log.WithName("layer2"),
 		ann:          layer2.NewAnnouncer(layer2.Config{Logger: log.WithName("layer2"), RefreshInterval: refresh, Conflicts: conflicts}),
+		topology:     layer2.ReadTopology,
 		probeTimeout: probeTimeout,
 		changed:      ch,
 		cancel:       cancel,
@@ -78,7 +81,7 @@ func (l *l2Announcer) Changed() <-chan struct{} { return l.changed }
 // or why not.
 func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[string]bool) map[netip.Addr]appliedAddr {
 	out := make(map[netip.Addr]appliedAddr, len(desired))
-	topo, err := layer2.ReadTopology()
+	topo, err := l.topology()
 	if err != nil {
 		l.log.Error(err, "Reading network interfaces; keeping current announcements")
 		for a, i := range l.ann.Announced() {
@@ -185,7 +188,7 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 // interfaces, or "" if it can. An unreadable topology says nothing: it is not
 // the addresses' fault.
 func (l *l2Announcer) cannotAnnounce(ips []netip.Addr, interfaces []string) string {
-	topo, err := layer2.ReadTopology()
+	topo, err := l.topology()
 	if err != nil {
 		return ""
 	}
@@ -201,7 +204,7 @@ func (l *l2Announcer) cannotAnnounce(ips []netip.Addr, interfaces []string) stri
 // returns the MAC of a host other than this node that answers, or "". It says
 // ok=false when it could not probe.
 func (l *l2Announcer) answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr) (mac string, ok bool) {
-	topo, err := layer2.ReadTopology()
+	topo, err := l.topology()
 	if err != nil {
 		return "", false
 	}

@@ -131,7 +131,7 @@ func (s *speaker) onConflict(ctx context.Context, c layer2.Conflict) bool {
 		return false
 	}
 	_, otherHeld := s.members.LastClaims(other)[key]
-	now := time.Now()
+	now := s.now()
 	yield := yieldDecision(s.cfg.NodeName, other, key, otherHeld, claimedAt, s.members.LeftAt(other))
 	outcome := "kept"
 	if yield {
@@ -164,9 +164,9 @@ func (s *speaker) servicesOf(key string) []string { return s.ownedServices[key] 
 // yielded to still answers, the key stays yielded; when it does not, this node
 // takes the key back (the other may have died during the cut).
 func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
-	now := time.Now()
+	now := s.now()
 	var own []net.HardwareAddr
-	for _, mac := range localMACs() {
+	for _, mac := range s.hostMACs() {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			own = append(own, hw)
 		}
@@ -228,7 +228,7 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 		return
 	}
 	var own []net.HardwareAddr
-	for _, mac := range localMACs() {
+	for _, mac := range s.hostMACs() {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			own = append(own, hw)
 		}
@@ -243,7 +243,7 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 		}()
 	}
 	wg.Wait()
-	now := time.Now()
+	now := s.now()
 	for i, c := range checks {
 		if macs[i] == "" {
 			continue

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,11 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/internal/ipaddr"
-	"github.com/heraldlb/herald/speaker/election"
 	"github.com/heraldlb/herald/speaker/layer2"
 	"github.com/heraldlb/herald/speaker/membership"
-	"github.com/heraldlb/herald/speaker/plan"
 )
 
 // +kubebuilder:rbac:groups="",resources=services;nodes;endpoints,verbs=get;list;watch
@@ -49,8 +44,13 @@ type speaker struct {
 
 	// trigger (capacity 1) asks the loop to recompute.
 	trigger chan struct{}
-	members *membership.Members
-	l2      *l2Announcer
+	members memberView
+	l2      l2Sink
+	// now, hostMACs (every MAC of this node's interfaces) and linkState (see
+	// linkUp) stand in for the clock and the host in tests.
+	now       func() time.Time
+	hostMACs  func() []string
+	linkState func(netip.Addr) bool
 	// owned maps each group key this node announces to what was announced, so
 	// Events are sent on changes only.
 	owned map[string]ownedGroup
@@ -121,6 +121,9 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 		// Room for a burst: a report that does not fit is dropped and
 		// counted by layer2, and the next one a second later will do.
 		conflicts: make(chan layer2.Conflict, 64),
+		now:       time.Now,
+		hostMACs:  localMACs,
+		linkState: linkUp,
 	}
 	s.bgp = newBGPState(s.log)
 	s.bgp.status = newStatusWriter(s.log.WithName("bgp"), s.applyPeerStatus)
@@ -195,9 +198,17 @@ func (s *speaker) Start(ctx context.Context) error {
 	}
 	metricMACsDropped.Set(float64(members.DroppedMACs()))
 	s.members = members
-	s.started = time.Now()
-	s.linkWasUp = linkUp(s.bind)
 	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
+	s.run(ctx)
+	return nil
+}
+
+// run is the speaker loop, once s.members and s.l2 are set: it joins the other
+// speakers in the background and recomputes on every change until ctx ends,
+// then hands over.
+func (s *speaker) run(ctx context.Context) {
+	s.started = s.now()
+	s.linkWasUp = s.linkState(s.bind)
 	joins := make(chan struct{}, 1)
 	joinDone := make(chan struct{})
 	go func() {
@@ -219,30 +230,30 @@ func (s *speaker) Start(ctx context.Context) error {
 			// Not ready from the first moment of the hand-over.
 			s.ready.update(func(r *readiness) { r.Stopping = true })
 			s.handOver()
-			return nil
+			return
 		case <-s.trigger:
 			select {
 			case joins <- struct{}{}:
 			default:
 			}
-		case <-members.Changed():
+		case <-s.members.Changed():
 		case <-recheckC():
 			recheck = nil
 		case c := <-s.conflicts:
 			if !s.onConflict(ctx, c) {
 				continue
 			}
-		case <-l2.Changed():
+		case <-s.l2.Changed():
 			// A node whose links all went down was cut off, whatever memberlist
 			// has noticed yet: when a link comes back, it says it has returned.
-			up := linkUp(s.bind)
+			up := s.linkState(s.bind)
 			if up && !s.linkWasUp {
 				// Cut off, this node saw itself alone and claimed everything.
 				// Back, it drops those claims and announces nothing until it
 				// hears the others again (as at start).
 				s.log.Info("Network link is back; dropping what was claimed while cut off, silent until the other speakers are heard")
 				s.claims.drop()
-				s.joined, s.started = false, time.Now()
+				s.joined, s.started = false, s.now()
 				s.ready.update(func(r *readiness) { r.Joined, r.Applied = false, false })
 			}
 			s.linkWasUp = up
@@ -256,361 +267,6 @@ func (s *speaker) Start(ctx context.Context) error {
 			recheck = time.NewTimer(time.Until(next) + 10*time.Millisecond)
 		}
 	}
-}
-
-// joinInterval is how often a speaker tries the Ready nodes it does not see in
-// memberlist: a healed partition or a restarted speaker is found within it.
-const joinInterval = time.Second
-
-// joinLoop contacts, in the background, the speakers of Ready Nodes this one
-// does not see, every joinInterval and whenever poked, until ctx ends. It never
-// holds up the speaker loop: a dead node costs a join one TCP timeout
-// (memberlist's, a second), and all are tried at once.
-func (s *speaker) joinLoop(ctx context.Context, poke <-chan struct{}) {
-	t := time.NewTicker(joinInterval)
-	defer t.Stop()
-	for {
-		s.joinOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-poke:
-		}
-	}
-}
-
-func (s *speaker) joinOnce(ctx context.Context) {
-	var nodes corev1.NodeList
-	if err := s.client.List(ctx, &nodes); err != nil {
-		s.log.V(1).Info("Listing Nodes to join memberlist", "error", err.Error())
-		return
-	}
-	alive := map[string]bool{}
-	for _, m := range s.members.Alive() {
-		alive[m.Name] = true
-	}
-	var wg sync.WaitGroup
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		a := nodeAddr(n)
-		if n.Name == s.cfg.NodeName || alive[n.Name] || !nodeReady(n) || a == "" {
-			continue
-		}
-		peer := hostPort(a, s.cfg.MemberlistPort)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := s.members.Join([]string{peer}); err != nil {
-				s.log.V(1).Info("Joining memberlist", "peer", peer, "error", err.Error())
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// sync recomputes what this node announces, applies it and publishes its
-// claims. It returns when it must run again with no other change (this node
-// settling, a yielded key's check), or zero.
-func (s *speaker) sync(ctx context.Context) time.Time {
-	svcs, nodes, pools, anns, err := snapshot(ctx, s.client, s.cfg.HandleClassless)
-	if err != nil {
-		s.log.Error(err, "Reading cluster state; keeping current announcements")
-		return time.Time{}
-	}
-	s.syncBGP(ctx, svcs, nodes, pools)
-	p := plan.Compute(svcs, nodes, pools, anns)
-	s.reportNodeAddresses(ctx, p.NodeAddressConflicts)
-	now := time.Now()
-	alive := s.members.Alive()
-	states := s.members.States()
-
-	speakerMACs := map[string]bool{}
-	for _, mac := range s.members.KnownMACs() {
-		speakerMACs[strings.ToLower(mac)] = true
-	}
-	for _, mac := range localMACs() {
-		speakerMACs[strings.ToLower(mac)] = true
-	}
-	// Until it has heard another speaker, a starting speaker announces nothing
-	// (for at most a hold-down): alone, it would elect itself for every address
-	// and pull traffic from the nodes serving it. Joining one speaker brings
-	// every speaker's claims (memberlist's push-pull), so from then on it
-	// takes nothing another holds. A lone node of a one-node cluster does not
-	// wait.
-	// memberlist reports a member alive before the State it pushed with its
-	// join is merged: until every live member's State is known, claims may be
-	// missing, so nothing new is taken (pending).
-	pending := false
-	for _, m := range alive {
-		if _, ok := states[m.Name]; !ok && m.Name != s.cfg.NodeName {
-			pending = true
-		}
-	}
-	if len(alive) > 1 && !pending && !s.joined {
-		s.joined, s.joinedAt = true, now
-	}
-	alone := !otherNodes(nodes, s.cfg.NodeName)
-	s.ready.update(func(r *readiness) { r.Joined, r.Alone = s.joined, alone })
-	if !s.joined && now.Sub(s.started) < s.cfg.HoldDown && !alone {
-		s.log.V(1).Info("Not announcing until another speaker is heard", "waitUntil", s.started.Add(s.cfg.HoldDown))
-		return s.started.Add(s.cfg.HoldDown)
-	}
-	// Settled: with the others (or alone for good) for a hold-down, by this
-	// node's clock. Until then keys nobody holds go to settled nodes.
-	settleAt := s.joinedAt.Add(s.cfg.HoldDown)
-	if !s.joined {
-		settleAt = s.started.Add(s.cfg.HoldDown)
-	}
-	settled := !now.Before(settleAt)
-
-	// Keys this node could be elected for but cannot announce (no usable
-	// interface) are refused, so the election passes them to another node.
-	keyOf := make(map[netip.Addr]string, len(s.keyOf))
-	refuses := map[string]bool{}
-	var refusedList []string
-	for _, g := range p.Groups {
-		for _, ip := range g.IPs {
-			keyOf[ip] = g.Key
-		}
-		if !slices.Contains(g.Nodes, s.cfg.NodeName) {
-			continue
-		}
-		if why := s.l2.cannotAnnounce(g.IPs, g.Interfaces); why != "" {
-			refuses[g.Key] = true
-			refusedList = append(refusedList, g.Key)
-			if s.refused[g.Key] != why {
-				s.log.Info("Cannot announce; leaving the address to another node", "key", g.Key, "reason", why)
-				for _, svc := range g.Services {
-					if ref := s.serviceRef(ctx, svc); ref != nil {
-						s.recorder.Eventf(ref, corev1.EventTypeWarning, "CannotAnnounce", "Node %s cannot announce %s: %s; another eligible node takes it", s.cfg.NodeName, ipaddr.Join(g.IPs), why)
-					}
-				}
-			}
-			s.refused[g.Key] = why
-		}
-	}
-	for k := range s.refused {
-		if !refuses[k] {
-			delete(s.refused, k)
-		}
-	}
-	s.keyOf = keyOf
-	metricRefused.Set(float64(len(refusedList)))
-
-	in := election.Input{Keys: make(map[string][]string, len(p.Groups))}
-	for _, g := range p.Groups {
-		in.Keys[g.Key] = g.Nodes
-	}
-	for _, m := range alive {
-		if m.Name == s.cfg.NodeName {
-			in.Nodes = append(in.Nodes, election.Node{Name: m.Name, Settled: settled, Claims: s.claims.weight, Refuses: refuses})
-			continue
-		}
-		st := states[m.Name]
-		n := election.Node{Name: m.Name, Settled: st.Settled, Claims: st.Claims}
-		if len(st.Refuses) > 0 {
-			n.Refuses = make(map[string]bool, len(st.Refuses))
-			for _, k := range st.Refuses {
-				n.Refuses[k] = true
-			}
-		}
-		in.Nodes = append(in.Nodes, n)
-	}
-	res := election.Elect(in)
-
-	// A yielded key is given back to the election when the speaker it
-	// yielded to is seen in memberlist again: claims settle it from there.
-	aliveNames := map[string]bool{}
-	for _, m := range alive {
-		aliveNames[m.Name] = true
-	}
-	next := time.Time{}
-	for k, y := range s.yielded {
-		if aliveNames[y.to] || res.Owner[k] != s.cfg.NodeName {
-			delete(s.yielded, k)
-		}
-	}
-	s.probeTakeovers(ctx, p.Groups, res.Owner)
-	s.checkYielded(ctx, speakerMACs)
-	for _, y := range s.yielded {
-		if next.IsZero() || y.check.Before(next) {
-			next = y.check
-		}
-	}
-	metricYielded.Set(float64(len(s.yielded)))
-
-	var desired []want
-	mine := map[string]plan.Group{}
-	seen := map[netip.Addr]bool{}
-	for _, g := range p.Groups {
-		for _, ip := range g.IPs {
-			seen[ip] = true
-		}
-		if res.Owner[g.Key] != s.cfg.NodeName {
-			continue
-		}
-		if _, ok := s.yielded[g.Key]; ok {
-			continue
-		}
-		if _, held := s.claims.weight[g.Key]; pending && !held {
-			continue
-		}
-		mine[g.Key] = g
-		for _, ip := range g.IPs {
-			desired = append(desired, want{addr: ip, interfaces: g.Interfaces, probe: !s.seen[ip]})
-		}
-	}
-	s.seen = seen
-	applied := s.l2.Set(ctx, desired, speakerMACs)
-	s.ready.update(func(r *readiness) { r.Applied = true })
-	s.report(ctx, mine, applied)
-
-	// Claim what is announced now (a group counts when any of its addresses
-	// is answered). Until settled, also say so, so that nobody gives this
-	// node keys that settled nodes could take.
-	var announced []string
-	for k, g := range mine {
-		for _, ip := range g.IPs {
-			if applied[ip].iface != "" {
-				announced = append(announced, k)
-				break
-			}
-		}
-	}
-	slices.Sort(announced)
-	slices.Sort(refusedList)
-	s.members.SetState(settled, s.claims.update(announced, len(alive), now), refusedList)
-	metricMembers.Set(float64(len(alive)))
-	if !settled && (next.IsZero() || settleAt.Before(next)) {
-		next = settleAt
-	}
-	if pending {
-		// States arrive by push-pull and by each member's own sends; look
-		// again soon rather than wait for the next change.
-		if soon := now.Add(100 * time.Millisecond); next.IsZero() || soon.Before(next) {
-			next = soon
-		}
-	}
-	return next
-}
-
-// report sends Events for groups this node started or stopped announcing.
-func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applied map[netip.Addr]appliedAddr) {
-	next := map[string]ownedGroup{}
-	for key, g := range mine {
-		var ifs []string
-		var conflicts []string
-		var ips []netip.Addr
-		for _, ip := range g.IPs {
-			a := applied[ip]
-			if a.conflict != "" {
-				conflicts = append(conflicts, fmt.Sprintf("%s is already answered by %s, which is not a herald speaker", ip, a.conflict))
-				continue
-			}
-			if a.iface != "" {
-				ifs = append(ifs, a.iface)
-				ips = append(ips, ip)
-			}
-		}
-		slices.Sort(ifs)
-		ifs = slices.Compact(ifs)
-		og := ownedGroup{ips: ips, interfaces: ifs, warning: groupWarning(g, s.cfg.NodeName)}
-		next[key] = og
-		prev, had := s.owned[key]
-		changed := !had || !slices.Equal(prev.ips, og.ips) || !slices.Equal(prev.interfaces, og.interfaces)
-		unserved := g.Unserved[s.cfg.NodeName]
-		for _, svc := range g.Services {
-			ref := s.serviceRef(ctx, svc)
-			if ref == nil {
-				continue
-			}
-			if changed && len(ips) > 0 {
-				s.recorder.Eventf(ref, corev1.EventTypeNormal, "Announcing", "Node %s announces %s on %s (layer 2)", s.cfg.NodeName, ipaddr.Join(ips), strings.Join(ifs, ", "))
-			}
-			if !had && len(conflicts) > 0 {
-				s.recorder.Event(ref, corev1.EventTypeWarning, "IPConflict", "Node "+s.cfg.NodeName+" does not announce: "+strings.Join(conflicts, "; "))
-			}
-			if og.warning == "" || og.warning == prev.warning && had {
-				continue
-			}
-			if len(g.OutsidePools) > 0 {
-				s.recorder.Eventf(ref, corev1.EventTypeWarning, "OutsidePools", "%s is outside every IPPool; node %s keeps announcing it with the pool named by %s", ipaddr.Join(g.OutsidePools), s.cfg.NodeName, heraldv1.AnnotationAllocatedFromPool)
-			}
-			if len(g.UnreadablePools) > 0 {
-				s.recorder.Eventf(ref, corev1.EventTypeWarning, "PoolUnreadable", "IPPool %s cannot be read; node %s keeps announcing %s from its last valid addresses", strings.Join(g.UnreadablePools, ", "), s.cfg.NodeName, ipaddr.Join(g.IPs))
-			}
-			if slices.Contains(unserved, svc) {
-				s.recorder.Eventf(ref, corev1.EventTypeWarning, "Unreachable", "%s is shared with Services whose ready endpoints are on other nodes; node %s announces it and has no ready endpoint of this Service (externalTrafficPolicy Local), so it is unreachable through %s", ipaddr.Join(g.IPs), s.cfg.NodeName, ipaddr.Join(g.IPs))
-			}
-		}
-	}
-	s.owned = next
-	s.ownedServices = make(map[string][]string, len(mine))
-	for key, g := range mine {
-		s.ownedServices[key] = g.Services
-	}
-}
-
-// groupWarning is what a group's owner must warn about, as one comparable text.
-func groupWarning(g plan.Group, self string) string {
-	var parts []string
-	if len(g.OutsidePools) > 0 {
-		parts = append(parts, "outside:"+ipaddr.Join(g.OutsidePools))
-	}
-	if len(g.UnreadablePools) > 0 {
-		parts = append(parts, "unreadable:"+strings.Join(g.UnreadablePools, ","))
-	}
-	if u := g.Unserved[self]; len(u) > 0 {
-		parts = append(parts, "unserved:"+strings.Join(u, ","))
-	}
-	return strings.Join(parts, ";")
-}
-
-// reportNodeAddresses warns, from the node that holds it, about each Service
-// address that is a node's own: no speaker announces it. Every speaker computes
-// the same list; only the holder speaks, once per change.
-func (s *speaker) reportNodeAddresses(ctx context.Context, conflicts []plan.NodeAddressConflict) {
-	var mine []plan.NodeAddressConflict
-	for _, c := range conflicts {
-		if c.Node == s.cfg.NodeName {
-			mine = append(mine, c)
-		}
-	}
-	metricNodeAddressConflicts.Set(float64(len(mine)))
-	next := make(map[string]bool, len(mine))
-	for _, c := range mine {
-		k := c.Service + "|" + c.Addr.String()
-		next[k] = true
-		if s.nodeAddrWarned[k] {
-			continue
-		}
-		if ref := s.serviceRef(ctx, c.Service); ref != nil {
-			s.recorder.Eventf(ref, corev1.EventTypeWarning, "NodeAddress", "%s is node %s's own address; no speaker announces it (give the Service another address)", c.Addr, c.Node)
-		}
-	}
-	s.nodeAddrWarned = next
-}
-
-func (s *speaker) serviceRef(ctx context.Context, key string) *corev1.Service {
-	ns, name, ok := strings.Cut(key, "/")
-	if !ok {
-		return nil
-	}
-	var svc corev1.Service
-	if err := s.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
-		return nil
-	}
-	return &svc
 }
 
 // handOver leaves memberlist first, so the others elect new owners at once, and
@@ -671,16 +327,6 @@ func linkUp(addr netip.Addr) bool {
 	}
 	for _, l := range topo.Links {
 		if l.Up && !l.Loopback && len(l.Prefixes) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// otherNodes reports whether the cluster has a Ready node besides this one.
-func otherNodes(nodes []plan.Node, self string) bool {
-	for _, n := range nodes {
-		if n.Name != self && n.Ready {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package layer2
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // FuzzARPHandle feeds arbitrary frames to the ARP handler, which must never
-// panic and never answer for an address it does not announce.
+// panic, never answer for an address it does not announce, and report as a
+// conflict only a claim of an announced address by another hardware address.
 func FuzzARPHandle(f *testing.F) {
 	f.Add(arpFrame(f, arp.OperationRequest, peerMAC, peer4, zeroMAC, vip4))
 	f.Add(arpFrame(f, arp.OperationRequest, peerMAC, netip.IPv4Unspecified(), zeroMAC, vip4))
@@ -21,13 +23,20 @@ func FuzzARPHandle(f *testing.F) {
 	// A VLAN tag in front of ARP.
 	f.Add(append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 2, 0x81, 0, 0, 100, 0x08, 0x06}, make([]byte, 28)...))
 	f.Add([]byte{})
+	// Claims of the announced address: gratuitous, reply, request from it.
+	f.Add(arpFrame(f, arp.OperationRequest, peerMAC, vip4, zeroMAC, vip4))
+	f.Add(arpFrame(f, arp.OperationReply, peerMAC, vip4, peerMAC, vip4))
+	f.Add(arpFrame(f, arp.OperationRequest, peerMAC, vip4, zeroMAC, peer4))
 
 	r, c := newTestARP(f)
+	conflicts := make(chan Conflict, 1)
+	r.conflicts = conflicts
 	if err := r.Add(vip4); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		reason, _ := r.handle(b)
+		checkFuzzConflicts(t, r, conflicts, vip4)
 		sent := c.frames()
 		if reason != dropNone && len(sent) != 0 {
 			t.Fatalf("dropped (%s) but sent %d frames", reason, len(sent))
@@ -42,7 +51,8 @@ func FuzzARPHandle(f *testing.F) {
 }
 
 // FuzzNDPHandle feeds arbitrary frames to the NDP handler, which must never
-// panic and never answer for an address it does not announce.
+// panic, never answer for an address it does not announce, and report as a
+// conflict only a claim of an announced address by another hardware address.
 func FuzzNDPHandle(f *testing.F) {
 	snm := solicitedNode(f, vip6)
 	f.Add(ndpFrame(f, peerMAC, multicastMAC(snm), peer6, snm, 255, ns(vip6, sourceLLA(peerMAC))))
@@ -55,13 +65,20 @@ func FuzzNDPHandle(f *testing.F) {
 	f.Add(append(b[:len(b)-8:len(b)-8], 1, 0, 0, 0, 0, 0, 0, 0))
 	f.Add(ipv6Frame(f, peerMAC, multicastMAC(snm), peer6, snm, 255, protoICMPv6, []byte{135, 0}))
 	f.Add([]byte{})
+	// Claims of the announced address: an NA for it, an NS sent from it.
+	f.Add(ndpFrame(f, peerMAC, multicastMAC(allNodes), peer6, allNodes, 255, na(vip6, false, peerMAC)))
+	f.Add(ndpFrame(f, peerMAC, multicastMAC(allNodes), peer6, allNodes, 255, na(vip6, false, ourMAC)))
+	f.Add(ndpFrame(f, peerMAC, multicastMAC(snm), vip6, snm, 255, ns(peer6, sourceLLA(peerMAC))))
 
 	r, c, _ := newTestNDP(f)
+	conflicts := make(chan Conflict, 1)
+	r.conflicts = conflicts
 	if err := r.Add(vip6); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		reason, _ := r.handle(b)
+		checkFuzzConflicts(t, r, conflicts, vip6)
 		sent := c.frames()
 		if reason != dropNone && len(sent) != 0 {
 			t.Fatalf("dropped (%s) but sent %d frames", reason, len(sent))
@@ -120,4 +137,22 @@ func FuzzNDPMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkFuzzConflicts takes the Conflict a fuzzed frame reported, if any, checks
+// that it is a claim of want by a unicast hardware address other than ours, and
+// lifts the rate limit for the next input.
+func checkFuzzConflicts(t *testing.T, r *Responder, ch chan Conflict, want netip.Addr) {
+	t.Helper()
+	select {
+	case c := <-ch:
+		if c.Addr != want || len(c.HardwareAddr) != 6 || c.HardwareAddr[0]&1 != 0 ||
+			bytes.Equal(c.HardwareAddr, ourMAC) || bytes.Equal(c.HardwareAddr, zeroMAC) || c.Kind.String() == "unknown" {
+			t.Fatalf("reported %+v; want a claim of %v by another host", c, want)
+		}
+	default:
+	}
+	r.mu.Lock()
+	clear(r.lastReport)
+	r.mu.Unlock()
 }

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/ipaddr"
+	"github.com/heraldlb/herald/speaker/plan"
+)
+
+// report sends Events for groups this node started or stopped announcing.
+func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applied map[netip.Addr]appliedAddr) {
+	next := map[string]ownedGroup{}
+	for key, g := range mine {
+		var ifs []string
+		var conflicts []string
+		var ips []netip.Addr
+		for _, ip := range g.IPs {
+			a := applied[ip]
+			if a.conflict != "" {
+				conflicts = append(conflicts, fmt.Sprintf("%s is already answered by %s, which is not a herald speaker", ip, a.conflict))
+				continue
+			}
+			if a.iface != "" {
+				ifs = append(ifs, a.iface)
+				ips = append(ips, ip)
+			}
+		}
+		slices.Sort(ifs)
+		ifs = slices.Compact(ifs)
+		og := ownedGroup{ips: ips, interfaces: ifs, warning: groupWarning(g, s.cfg.NodeName)}
+		next[key] = og
+		prev, had := s.owned[key]
+		changed := !had || !slices.Equal(prev.ips, og.ips) || !slices.Equal(prev.interfaces, og.interfaces)
+		unserved := g.Unserved[s.cfg.NodeName]
+		for _, svc := range g.Services {
+			ref := s.serviceRef(ctx, svc)
+			if ref == nil {
+				continue
+			}
+			if changed && len(ips) > 0 {
+				s.recorder.Eventf(ref, corev1.EventTypeNormal, "Announcing", "Node %s announces %s on %s (layer 2)", s.cfg.NodeName, ipaddr.Join(ips), strings.Join(ifs, ", "))
+			}
+			if !had && len(conflicts) > 0 {
+				s.recorder.Event(ref, corev1.EventTypeWarning, "IPConflict", "Node "+s.cfg.NodeName+" does not announce: "+strings.Join(conflicts, "; "))
+			}
+			if og.warning == "" || og.warning == prev.warning && had {
+				continue
+			}
+			if len(g.OutsidePools) > 0 {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "OutsidePools", "%s is outside every IPPool; node %s keeps announcing it with the pool named by %s", ipaddr.Join(g.OutsidePools), s.cfg.NodeName, heraldv1.AnnotationAllocatedFromPool)
+			}
+			if len(g.UnreadablePools) > 0 {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "PoolUnreadable", "IPPool %s cannot be read; node %s keeps announcing %s from its last valid addresses", strings.Join(g.UnreadablePools, ", "), s.cfg.NodeName, ipaddr.Join(g.IPs))
+			}
+			if slices.Contains(unserved, svc) {
+				s.recorder.Eventf(ref, corev1.EventTypeWarning, "Unreachable", "%s is shared with Services whose ready endpoints are on other nodes; node %s announces it and has no ready endpoint of this Service (externalTrafficPolicy Local), so it is unreachable through %s", ipaddr.Join(g.IPs), s.cfg.NodeName, ipaddr.Join(g.IPs))
+			}
+		}
+	}
+	s.owned = next
+	s.ownedServices = make(map[string][]string, len(mine))
+	for key, g := range mine {
+		s.ownedServices[key] = g.Services
+	}
+}
+
+// groupWarning is what a group's owner must warn about, as one comparable text.
+func groupWarning(g plan.Group, self string) string {
+	var parts []string
+	if len(g.OutsidePools) > 0 {
+		parts = append(parts, "outside:"+ipaddr.Join(g.OutsidePools))
+	}
+	if len(g.UnreadablePools) > 0 {
+		parts = append(parts, "unreadable:"+strings.Join(g.UnreadablePools, ","))
+	}
+	if u := g.Unserved[self]; len(u) > 0 {
+		parts = append(parts, "unserved:"+strings.Join(u, ","))
+	}
+	return strings.Join(parts, ";")
+}
+
+// reportNodeAddresses warns, from the node that holds it, about each Service
+// address that is a node's own: no speaker announces it. Every speaker computes
+// the same list; only the holder speaks, once per change.
+func (s *speaker) reportNodeAddresses(ctx context.Context, conflicts []plan.NodeAddressConflict) {
+	var mine []plan.NodeAddressConflict
+	for _, c := range conflicts {
+		if c.Node == s.cfg.NodeName {
+			mine = append(mine, c)
+		}
+	}
+	metricNodeAddressConflicts.Set(float64(len(mine)))
+	next := make(map[string]bool, len(mine))
+	for _, c := range mine {
+		k := c.Service + "|" + c.Addr.String()
+		next[k] = true
+		if s.nodeAddrWarned[k] {
+			continue
+		}
+		if ref := s.serviceRef(ctx, c.Service); ref != nil {
+			s.recorder.Eventf(ref, corev1.EventTypeWarning, "NodeAddress", "%s is node %s's own address; no speaker announces it (give the Service another address)", c.Addr, c.Node)
+		}
+	}
+	s.nodeAddrWarned = next
+}
+
+func (s *speaker) serviceRef(ctx context.Context, key string) *corev1.Service {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return nil
+	}
+	var svc corev1.Service
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
+		return nil
+	}
+	return &svc
+}
