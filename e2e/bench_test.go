@@ -159,6 +159,95 @@ func BenchmarkLayer2(b *testing.B) {
 	benchLine(b, "l2-assigned-to-answer-median", ms(percentile(lat, 50)), "ms")
 	benchLine(b, "l2-assigned-to-answer-p95", ms(percentile(lat, 95)), "ms")
 
+	// Address assigned → first answer again, with one node dead (link cut):
+	// joins to it and its failure must not slow anything down.
+	dead := l.NodeNames()[2]
+	if err := l.CutLink(dead); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // declared dead, joins to it failing
+	lat = lat[:0]
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("dead-%d", i)
+		createService(ctx, b, cs, "bench", name, "LoadBalancer")
+		if err := l.SetEndpoints(ctx, name, "bench", "web-1"); err != nil {
+			b.Fatal(err)
+		}
+		var addr string
+		var assigned time.Time
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			s, err := cs.CoreV1().Services("bench").Get(ctx, name, metav1.GetOptions{})
+			if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+				addr, assigned = s.Status.LoadBalancer.Ingress[0].IP, time.Now()
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for {
+			if _, ok := freshAnswer(l, addr); ok {
+				break
+			}
+			if time.Since(assigned) > 10*time.Second {
+				b.Fatalf("%s never answered with %s dead", addr, dead)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(assigned))
+		_ = cs.CoreV1().Services("bench").Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	if err := l.RestoreLink(dead); err != nil {
+		b.Fatal(err)
+	}
+	benchLine(b, "l2-assigned-to-answer-one-node-dead-median", ms(percentile(lat, 50)), "ms")
+	benchLine(b, "l2-assigned-to-answer-one-node-dead-p95", ms(percentile(lat, 95)), "ms")
+	time.Sleep(holdDown + 2*time.Second)
+
+	// Owner changes seen by a client over failure/return cycles: the client's
+	// neighbour entry for the address, watched while it sends a request every
+	// 20 ms. Goal: one change per failure, none on the return.
+	cycles := []struct {
+		name        string
+		fail, heal  func(node string) error
+		failedAfter time.Duration
+	}{
+		{"kill9-restart", func(n string) error { return l.KillSpeaker(n, syscall.SIGKILL) }, func(n string) error { return l.StartSpeaker(ctx, n) }, 3 * time.Second},
+		{"link-cut-return", l.CutLink, l.RestoreLink, 3 * time.Second},
+		{"gossip-cut-heal", func(n string) error { return gossipCut(l, n, "-I") }, func(n string) error { return gossipCut(l, n, "-D") }, 4 * time.Second},
+	}
+	for _, cy := range cycles {
+		var onFail, onReturn []int
+		for range 3 {
+			owner := resolvedOwner(b, l, ip)
+			nw := watchNeigh(b, l, lab.NSClient, ip)
+			p := startProbe(b, l, ip)
+			time.Sleep(300 * time.Millisecond)
+			if err := cy.fail(owner); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(cy.failedAfter)
+			mid := time.Now()
+			if err := cy.heal(owner); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(holdDown + 3*time.Second)
+			p.halt()
+			n1, n2 := 0, 0
+			for _, c := range nw.Changes() {
+				if c.at.Before(mid) {
+					n1++
+				} else {
+					n2++
+				}
+			}
+			onFail, onReturn = append(onFail, n1), append(onReturn, n2)
+		}
+		back := 0
+		for _, n := range onReturn {
+			back += n
+		}
+		benchLine(b, "l2-owner-changes-on-return-"+cy.name, float64(back), fmt.Sprintf("changes(on-failure=%v,on-return=%v,3-cycles)", onFail, onReturn))
+	}
+
 	// Speaker resident memory.
 	rss, anon := maxSpeakerMemory(l)
 	benchLine(b, "l2-speaker-rss-max", rss, "MB")
@@ -177,4 +266,20 @@ func maxSpeakerMemory(l *lab.Lab) (rss, anon float64) {
 		}
 	}
 	return rss, anon
+}
+
+// gossipCut inserts (-I) or deletes (-D) the rules that drop memberlist's
+// traffic (port 7946, both ways) on node, leaving ARP and every other flow.
+func gossipCut(l *lab.Lab, node, op string) error {
+	for _, r := range [][]string{
+		{"INPUT", "-p", "udp", "--dport", "7946", "-j", "DROP"},
+		{"INPUT", "-p", "tcp", "--dport", "7946", "-j", "DROP"},
+		{"OUTPUT", "-p", "udp", "--dport", "7946", "-j", "DROP"},
+		{"OUTPUT", "-p", "tcp", "--dport", "7946", "-j", "DROP"},
+	} {
+		if out, err := l.Exec("lab-"+node, append([]string{"iptables", op}, r...)...); err != nil && op == "-I" {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+	}
+	return nil
 }

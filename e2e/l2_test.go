@@ -504,23 +504,10 @@ func TestLayer2(t *testing.T) {
 		p := startProbe(t, l, ip)
 		// A firewall on the owner drops memberlist both ways: the others see it
 		// fail and it sees them fail, while ARP and traffic flow as before.
-		ns := "lab-" + owner
-		rules := [][]string{
-			{"INPUT", "-p", "udp", "--dport", "7946", "-j", "DROP"},
-			{"INPUT", "-p", "tcp", "--dport", "7946", "-j", "DROP"},
-			{"OUTPUT", "-p", "udp", "--dport", "7946", "-j", "DROP"},
-			{"OUTPUT", "-p", "tcp", "--dport", "7946", "-j", "DROP"},
-		}
-		unblock := func() {
-			for _, r := range rules {
-				_, _ = l.Exec(ns, append([]string{"iptables", "-D"}, r...)...)
-			}
-		}
+		unblock := func() { _ = gossipCut(l, owner, "-D") }
 		t.Cleanup(unblock)
-		for _, r := range rules {
-			if out, err := l.Exec(ns, append([]string{"iptables", "-I"}, r...)...); err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
+		if err := gossipCut(l, owner, "-I"); err != nil {
+			t.Fatal(err)
 		}
 		// Long enough for both sides to declare each other dead and act.
 		time.Sleep(4 * time.Second)
