@@ -283,7 +283,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 		WithStatusSubresource(&corev1.Service{}, &heraldv1.BGPPeer{}).Build()
 	rec := record.NewFakeRecorder(100)
 	f := &fixture{t: t, c: c, rec: rec, m: newFakeMembers("n1"), l2: newFakeL2(),
-		clock: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+		clock: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	s := newSpeakerWith(Config{NodeName: "n1", HoldDown: holdDown, MemberlistPort: 7946, HandleClassless: true,
 		HandOver: 50 * time.Millisecond, Namespace: "herald-system"}, c, rec)
 	s.members, s.l2 = f.m, f.l2
