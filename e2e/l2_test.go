@@ -418,7 +418,7 @@ func TestLayer2(t *testing.T) {
 		}
 	})
 
-	t.Run("SIGTERM hands over with no failed request", func(t *testing.T) {
+	t.Run("SIGTERM hands over: the client switches once, nothing fails but a request in flight at the switch", func(t *testing.T) {
 		ip := whoamiService(t, l, "l2", "graceful", false, "node1", "node2", "node3")[0]
 		servedBy(t, l, ip)
 		// Let any restarted speaker settle so the hand-over is the only change.

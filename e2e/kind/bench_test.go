@@ -119,9 +119,9 @@ func BenchmarkKind(b *testing.B) {
 			expectCurl(b, ip, 60*time.Second)
 			continue
 		}
-		// A node that came back takes its addresses back when its hold-down ends,
-		// about when it turns ready: kill only an owner that has kept the address
-		// for 3 s, or the kill times a move that already happened.
+		// A node that came back takes nothing back; still, kill only an owner
+		// that has kept the address for 3 s, so the kill never times a move
+		// that already happened.
 		time.Sleep(3 * time.Second)
 		if again, _ := res.owner(ip, time.Second); again != owner {
 			b.Logf("owner of %s changed from %s to %q: looking again", ip, owner, again)

@@ -95,6 +95,9 @@ func TestKind(t *testing.T) {
 			{controller, "get secrets -n kube-system", false},
 			{controller, "list secrets -A", false},
 			{controller, "delete nodes", false},
+			{controller, "get configmaps/kube-proxy -n kube-system", true},
+			{controller, "get configmaps/coredns -n kube-system", false},
+			{controller, "list configmaps -A", false},
 		} {
 			args := append([]string{"auth", "can-i", "--as", tc.as}, strings.Fields(tc.args)...)
 			out, _ := c.kubectl(args...) // can-i exits 1 for "no"
@@ -249,15 +252,21 @@ func TestKind(t *testing.T) {
 		}
 		defer res.Close()
 		killed, killDone := c.killNode(owner)
+		restarted := false
 		t.Cleanup(func() {
+			if restarted {
+				return
+			}
 			if err := killDone(); err != nil {
 				t.Error(err)
 			}
 			c.restartNode(t, owner)
 		})
+		var newOwner string
 		for {
 			if n, _ := res.owner(ip, 20*time.Millisecond); n != "" && n != owner {
 				t.Logf("node %s killed: %s answers from %s after %v", owner, ip, n, time.Since(killed).Round(time.Millisecond))
+				newOwner = n
 				break
 			}
 			if time.Since(killed) > 20*time.Second {
@@ -265,6 +274,22 @@ func TestKind(t *testing.T) {
 			}
 		}
 		expectCurl(t, ip, 30*time.Second)
+
+		// The node comes back (container, kubelet, speaker): it takes nothing
+		// back, during its hold-down (10 s) or after.
+		if err := killDone(); err != nil {
+			t.Fatal(err)
+		}
+		restarted = true
+		c.restartNode(t, owner)
+		back := time.Now()
+		for time.Since(back) < 15*time.Second {
+			if n, why := res.owner(ip, 200*time.Millisecond); n != newOwner {
+				t.Fatalf("%v after %s came back, %s answers from %q (%s); want %s, which took it over", time.Since(back).Round(time.Millisecond), owner, ip, n, why, newOwner)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		t.Logf("%s came back; %s stayed on %s for 15 s", owner, ip, newOwner)
 	})
 }
 
