@@ -97,6 +97,7 @@ func TestReport(t *testing.T) {
 	// Dropped, then in conflict: IPConflict, no Announcing.
 	f.s.report(ctx, nil, nil)
 	f.s.report(ctx, map[string]plan.Group{"10.0.0.1": web}, map[netip.Addr]appliedAddr{addr1: {conflict: "02:00:00:00:00:99"}})
+	f.s.report(ctx, map[string]plan.Group{"10.0.0.1": web}, map[netip.Addr]appliedAddr{addr1: {conflict: "02:00:00:00:00:99"}})
 	evs = f.events()
 	if c := withEvent(evs, "IPConflict"); len(c) != 1 || count(evs, "Announcing") != 0 || !strings.Contains(c[0], "02:00:00:00:00:99") {
 		t.Errorf("conflict: Events %q; want one IPConflict naming the MAC", evs)
@@ -295,6 +296,11 @@ func TestRun(t *testing.T) {
 		defer f.s.ready.mu.Unlock()
 		return !f.s.ready.r.Joined && !f.s.ready.r.Applied
 	})
+	// Read after the loop's readiness update (under its mutex), before anything
+	// else wakes the loop.
+	if len(f.s.claims.weight) != 0 {
+		t.Errorf("claims %v after the link came back; want none", f.s.claims.weight)
+	}
 
 	cancel()
 	select {
