@@ -313,11 +313,12 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// A sync that asks to run again at a time gets a recheck timer.
-func TestRunRecheck(t *testing.T) {
+// A speaker held at the gate on the real clock (a recheck timer at the end of
+// the hold-down) announces as soon as a poke finds the other's State.
+func TestRunGateThenPoke(t *testing.T) {
 	f := newFixture(t, baseObjects()...)
 	close(f.s.bgp.workerDone)
-	f.m.setAlive("n1", "n2") // n2's State unknown: pending, look again in 100 ms
+	f.m.setAlive("n1", "n2") // n2's State unknown: not joined, held down
 	f.s.now = time.Now
 	f.s.started = time.Now()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -327,9 +328,6 @@ func TestRunRecheck(t *testing.T) {
 		defer close(done)
 		f.s.run(ctx)
 	}()
-	// Held down: the loop rechecks at the end of the hold-down (10 s), so
-	// nothing else happens unless poked; after n2's State is known, a poke
-	// joins.
 	f.m.mu.Lock()
 	f.m.states["n2"] = peerState(false, nil)
 	f.m.mu.Unlock()
