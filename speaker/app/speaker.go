@@ -101,14 +101,21 @@ type ownedGroup struct {
 }
 
 func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []byte) *speaker {
+	s := newSpeakerWith(cfg, mgr.GetClient(), mgr.GetEventRecorderFor("herald-speaker"))
+	s.informer = mgr.GetCache().GetInformer
+	s.waitSync = mgr.GetCache().WaitForCacheSync
+	s.cs = cs
+	s.key = key
+	return s
+}
+
+// newSpeakerWith returns a speaker reading and writing through c and rec, with
+// no cache, memberlist or layer 2 yet: Start adds them (tests set fakes).
+func newSpeakerWith(cfg Config, c client.Client, rec record.EventRecorder) *speaker {
 	s := &speaker{
-		client:   mgr.GetClient(),
-		informer: mgr.GetCache().GetInformer,
-		waitSync: mgr.GetCache().WaitForCacheSync,
-		recorder: mgr.GetEventRecorderFor("herald-speaker"),
-		cs:       cs,
+		client:   c,
+		recorder: rec,
 		cfg:      cfg,
-		key:      key,
 		log:      cfg.Logger.WithName("speaker").WithValues("node", cfg.NodeName),
 		trigger:  make(chan struct{}, 1),
 		owned:    map[string]ownedGroup{},
