@@ -24,7 +24,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controller/ipam"
-	"github.com/heraldlb/herald/controller/memberkey"
+	"github.com/heraldlb/herald/internal/memberkey"
 	"github.com/heraldlb/herald/internal/slim"
 )
 

@@ -26,7 +26,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/memberkey"
+	"github.com/heraldlb/herald/internal/memberkey"
 	"github.com/heraldlb/herald/internal/slim"
 )
 

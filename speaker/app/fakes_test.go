@@ -142,6 +142,8 @@ type fakeL2 struct {
 	sets      [][]want
 	probed    []netip.Addr
 	withdrawn []netip.Addr
+	reann     []netip.Addr
+	ipvs      string // why the kernel answers for everything, or ""
 	changed   chan struct{}
 	closed    bool
 }
@@ -197,6 +199,18 @@ func (f *fakeL2) withdraw(addr netip.Addr) {
 	defer f.mu.Unlock()
 	f.withdrawn = append(f.withdrawn, addr)
 	delete(f.announced, addr)
+}
+
+func (f *fakeL2) reannounce(addr netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reann = append(f.reann, addr)
+}
+
+func (f *fakeL2) ipvsWithoutStrictARP() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ipvs != "", f.ipvs
 }
 
 func (f *fakeL2) Changed() <-chan struct{} { return f.changed }

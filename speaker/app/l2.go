@@ -180,6 +180,10 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 	metricL2.WithLabelValues("reply").Add(float64(st.RepliesSent - l.last.RepliesSent))
 	metricL2.WithLabelValues("gratuitous").Add(float64(st.GratuitousSent - l.last.GratuitousSent))
 	metricL2.WithLabelValues("probe").Add(float64(st.ProbesSent - l.last.ProbesSent))
+	metricL2.WithLabelValues("refresh").Add(float64(st.RefreshSent - l.last.RefreshSent))
+	metricForeignClaims.WithLabelValues("IPv4").Add(float64(st.ForeignClaimsIPv4 - l.last.ForeignClaimsIPv4))
+	metricForeignClaims.WithLabelValues("IPv6").Add(float64(st.ForeignClaimsIPv6 - l.last.ForeignClaimsIPv6))
+	metricConflictReportsDropped.Add(float64(st.ConflictReportsDropped - l.last.ConflictReportsDropped))
 	l.last = st
 	return out
 }
@@ -224,6 +228,23 @@ func (l *l2Announcer) answerer(ctx context.Context, addr netip.Addr, interfaces 
 		return "", true
 	}
 	return strings.ToLower(hw.String()), true
+}
+
+// reannounce sends one gratuitous round for addr: the node that keeps an
+// address another speaker also answered for says so, so the other hears it.
+func (l *l2Announcer) reannounce(addr netip.Addr) {
+	if err := l.ann.Reannounce(addr); err != nil {
+		l.log.V(1).Info("Announcing again", "address", addr.String(), "error", err.Error())
+	}
+}
+
+// ipvsWithoutStrictARP reads the topology and sysctls (layer2.IPVSWithoutStrictARP).
+func (l *l2Announcer) ipvsWithoutStrictARP() (bool, string) {
+	topo, err := l.topology()
+	if err != nil {
+		return false, ""
+	}
+	return layer2.IPVSWithoutStrictARP(topo, layer2.ProcSysctl)
 }
 
 // withdraw stops answering for addr at once, keeping every other address.

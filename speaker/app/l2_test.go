@@ -18,13 +18,14 @@ import (
 
 // fakeAnnouncer is a layer2.Announcer without sockets.
 type fakeAnnouncer struct {
-	mu        sync.Mutex
-	announced map[netip.Addr]string
-	answers   map[netip.Addr]net.HardwareAddr
-	probeErr  error
-	setErr    error
-	probes    []netip.Addr
-	closed    bool
+	reannounced []netip.Addr
+	mu          sync.Mutex
+	announced   map[netip.Addr]string
+	answers     map[netip.Addr]net.HardwareAddr
+	probeErr    error
+	setErr      error
+	probes      []netip.Addr
+	closed      bool
 }
 
 func (a *fakeAnnouncer) Set(desired map[netip.Addr]string) error {
@@ -43,8 +44,12 @@ func (a *fakeAnnouncer) Probe(_ context.Context, addr netip.Addr, _ string, _ la
 }
 
 func (a *fakeAnnouncer) Announced() map[netip.Addr]string { return maps.Clone(a.announced) }
-func (a *fakeAnnouncer) Stats() layer2.Stats              { return layer2.Stats{RequestsSeen: 3} }
-func (a *fakeAnnouncer) Close() error                     { a.closed = true; return nil }
+func (a *fakeAnnouncer) Reannounce(addr netip.Addr) error {
+	a.reannounced = append(a.reannounced, addr)
+	return nil
+}
+func (a *fakeAnnouncer) Stats() layer2.Stats { return layer2.Stats{RequestsSeen: 3} }
+func (a *fakeAnnouncer) Close() error        { a.closed = true; return nil }
 
 var lanTopology = layer2.Topology{Links: []layer2.Link{
 	{Name: "lo", Index: 1, Loopback: true, Up: true},

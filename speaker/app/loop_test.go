@@ -64,6 +64,11 @@ func TestOnConflict(t *testing.T) {
 			if tt.events > 0 && strings.Contains(evs[0], "n1 keeps it") != tt.keepMsg {
 				t.Errorf("Event %q; want keeps=%v", evs[0], tt.keepMsg)
 			}
+			// The keeper announces again: the other side hears only
+			// broadcasts, and must hear it to yield.
+			if reann := len(f.l2.reann) > 0; reann != tt.keepMsg {
+				t.Errorf("announced again: %v; want %v", f.l2.reann, tt.keepMsg)
+			}
 		})
 	}
 }

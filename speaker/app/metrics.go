@@ -38,9 +38,21 @@ var (
 		Name: "herald_speaker_node_address_conflicts",
 		Help: "Service addresses that are this node's own address (InternalIP/ExternalIP); no speaker announces them.",
 	})
+	metricForeignClaims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_l2_foreign_claims_total",
+		Help: "Frames in which another host claimed an address this node announces (ARP reply or announcement, NA), by family.",
+	}, []string{"family"})
+	metricConflictReportsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_l2_conflict_reports_dropped_total",
+		Help: "Reports of another host claiming an address that the speaker loop had no room for.",
+	})
+	metricIPVSWithoutStrictARP = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_speaker_kube_ipvs_without_strict_arp",
+		Help: "1 when this node has kube-ipvs0 and arp_ignore/arp_announce are not 1/2: its kernel answers ARP for every Service address.",
+	})
 	metricL2 = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_speaker_l2_packets_total",
-		Help: "Layer 2 packets by kind: requests seen, replies sent, gratuitous sent.",
+		Help: "Layer 2 packets by kind: requests seen, replies sent, gratuitous sent at takeover, refresh (periodic gratuitous), probes.",
 	}, []string{"kind"})
 	metricBGPUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_speaker_bgp_session_up",
@@ -57,5 +69,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
+	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
 }

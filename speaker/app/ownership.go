@@ -138,6 +138,11 @@ func (s *speaker) onConflict(ctx context.Context, c layer2.Conflict) bool {
 		outcome = "yielded"
 		s.yielded[key] = yielded{to: other, mac: mac, since: now, check: now.Add(yieldCheck)}
 	}
+	if !yield {
+		// The other side sees only broadcasts: announce again so it hears
+		// this node and yields too.
+		s.l2.reannounce(c.Addr)
+	}
 	metricSplitBrain.WithLabelValues(outcome).Inc()
 	s.log.Info("Another speaker answers for an announced address but is not in memberlist (split brain)",
 		"address", c.Addr.String(), "other", other, "mac", mac, "interface", c.Interface, "outcome", outcome)

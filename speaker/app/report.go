@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -62,6 +63,18 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 			}
 			if slices.Contains(unserved, svc) {
 				s.recorder.Eventf(ref, corev1.EventTypeWarning, "Unreachable", "%s is shared with Services whose ready endpoints are on other nodes; node %s announces it and has no ready endpoint of this Service (externalTrafficPolicy Local), so it is unreachable through %s", ipaddr.Join(g.IPs), s.cfg.NodeName, ipaddr.Join(g.IPs))
+			}
+		}
+	}
+	// Groups this node stopped announcing (moved, deleted, yielded): say so
+	// on the Services that still exist, so the Events tell the whole story.
+	for key, prev := range s.owned {
+		if _, still := next[key]; still || len(prev.ips) == 0 {
+			continue
+		}
+		for _, svc := range s.ownedServices[key] {
+			if ref := s.serviceRef(ctx, svc); ref != nil {
+				s.recorder.Eventf(ref, corev1.EventTypeNormal, "NotAnnouncing", "Node %s no longer announces %s (layer 2)", s.cfg.NodeName, ipaddr.Join(prev.ips))
 			}
 		}
 	}
@@ -122,4 +135,22 @@ func (s *speaker) serviceRef(ctx context.Context, key string) *corev1.Service {
 		return nil
 	}
 	return &svc
+}
+
+// reportIPVS warns, on this node's Node object and once per finding, when the
+// kernel here answers ARP for every Service address (kube-proxy in IPVS mode
+// without strictARP): whatever herald elects, every node answers.
+func (s *speaker) reportIPVS(ctx context.Context) {
+	bad, why := s.l2.ipvsWithoutStrictARP()
+	metricIPVSWithoutStrictARP.Set(map[bool]float64{true: 1}[bad])
+	if why == s.ipvsWarned {
+		return
+	}
+	s.ipvsWarned = why
+	if !bad {
+		return
+	}
+	s.log.Info("kube-proxy runs in IPVS mode without strictARP: this node answers ARP for every Service address", "reason", why)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.cfg.NodeName, UID: types.UID(s.cfg.NodeName)}}
+	s.recorder.Event(node, corev1.EventTypeWarning, "KubeProxyStrictARP", "Node "+s.cfg.NodeName+": "+why+"; set ipvs.strictARP: true in kube-system/kube-proxy and restart kube-proxy")
 }

@@ -60,6 +60,11 @@ type l2Sink interface {
 	answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr) (mac string, ok bool)
 	// withdraw stops answering for addr at once.
 	withdraw(addr netip.Addr)
+	// reannounce sends one gratuitous ARP / unsolicited NA round for addr.
+	reannounce(addr netip.Addr)
+	// ipvsWithoutStrictARP says whether this node's kernel answers ARP for
+	// every Service address (kube-proxy IPVS without strictARP), and why.
+	ipvsWithoutStrictARP() (bool, string)
 	// Changed signals netlink changes.
 	Changed() <-chan struct{}
 	// Close stops answering for every address.
@@ -73,6 +78,7 @@ type announcer interface {
 	Set(desired map[netip.Addr]string) error
 	Probe(ctx context.Context, addr netip.Addr, iface string, opts layer2.ProbeOptions) (net.HardwareAddr, error)
 	Announced() map[netip.Addr]string
+	Reannounce(addr netip.Addr) error
 	Stats() layer2.Stats
 	Close() error
 }

@@ -72,6 +72,11 @@ type speaker struct {
 	// ownedServices lists, for each group key this node announces, its
 	// Services.
 	ownedServices map[string][]string
+	// applyFailed holds, for groups this node failed to answer for, when it
+	// first failed (see applyRetry).
+	applyFailed map[string]time.Time
+	// ipvsWarned is the last IPVS-without-strictARP finding warned about.
+	ipvsWarned string
 	// nodeAddrWarned holds "service|address" pairs already warned about.
 	nodeAddrWarned map[string]bool
 	// conflicts carries other hosts' claims on the addresses this node
@@ -113,18 +118,19 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []
 // no cache, memberlist or layer 2 yet: Start adds them (tests set fakes).
 func newSpeakerWith(cfg Config, c client.Client, rec record.EventRecorder) *speaker {
 	s := &speaker{
-		client:   c,
-		recorder: rec,
-		cfg:      cfg,
-		log:      cfg.Logger.WithName("speaker").WithValues("node", cfg.NodeName),
-		trigger:  make(chan struct{}, 1),
-		owned:    map[string]ownedGroup{},
-		seen:     map[netip.Addr]bool{},
-		ready:    &readyState{},
-		claims:   newClaims(),
-		yielded:  map[string]yielded{},
-		keyOf:    map[netip.Addr]string{},
-		refused:  map[string]string{},
+		client:      c,
+		recorder:    rec,
+		cfg:         cfg,
+		log:         cfg.Logger.WithName("speaker").WithValues("node", cfg.NodeName),
+		trigger:     make(chan struct{}, 1),
+		owned:       map[string]ownedGroup{},
+		seen:        map[netip.Addr]bool{},
+		ready:       &readyState{},
+		claims:      newClaims(),
+		yielded:     map[string]yielded{},
+		keyOf:       map[netip.Addr]string{},
+		refused:     map[string]string{},
+		applyFailed: map[string]time.Time{},
 		// Room for a burst: a report that does not fit is dropped and
 		// counted by layer2, and the next one a second later will do.
 		conflicts: make(chan layer2.Conflict, 64),

@@ -14,6 +14,10 @@ import (
 	"github.com/heraldlb/herald/speaker/plan"
 )
 
+// applyRetry is how long a group this node was elected for but failed to answer
+// for is refused (left to another node) before it tries again.
+const applyRetry = 30 * time.Second
+
 // sync recomputes what this node announces, applies it and publishes its
 // claims. It returns when it must run again with no other change (this node
 // settling, a yielded key's check), or zero.
@@ -26,6 +30,7 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	s.syncBGP(ctx, svcs, nodes, pools)
 	p := plan.Compute(svcs, nodes, pools, anns)
 	s.reportNodeAddresses(ctx, p.NodeAddressConflicts)
+	s.reportIPVS(ctx)
 	now := s.now()
 	alive := s.members.Alive()
 	states := s.members.States()
@@ -81,7 +86,15 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 		if !slices.Contains(g.Nodes, s.cfg.NodeName) {
 			continue
 		}
-		if why := s.l2.cannotAnnounce(g.IPs, g.Interfaces); why != "" {
+		why := s.l2.cannotAnnounce(g.IPs, g.Interfaces)
+		if at, failed := s.applyFailed[g.Key]; why == "" && failed {
+			if now.Sub(at) < applyRetry {
+				why = "answering for it failed (see the speaker's log); trying again " + at.Add(applyRetry).Format(time.RFC3339)
+			} else {
+				delete(s.applyFailed, g.Key)
+			}
+		}
+		if why != "" {
 			refuses[g.Key] = true
 			refusedList = append(refusedList, g.Key)
 			if s.refused[g.Key] != why {
@@ -173,14 +186,31 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 
 	// Claim what is announced now (a group counts when any of its addresses
 	// is answered). Until settled, also say so, so that nobody gives this
-	// node keys that settled nodes could take.
+	// node keys that settled nodes could take. A group none of whose
+	// addresses could be answered, with no foreign host in the way (the raw
+	// socket failed, say), is refused from the next round for applyRetry.
 	var announced []string
 	for k, g := range mine {
+		answered, foreign := false, false
 		for _, ip := range g.IPs {
-			if applied[ip].iface != "" {
-				announced = append(announced, k)
-				break
+			answered = answered || applied[ip].iface != ""
+			foreign = foreign || applied[ip].conflict != ""
+		}
+		if answered {
+			announced = append(announced, k)
+			delete(s.applyFailed, k)
+		} else if !foreign {
+			if _, ok := s.applyFailed[k]; !ok {
+				s.applyFailed[k] = now
+				if soon := now.Add(10 * time.Millisecond); next.IsZero() || soon.Before(next) {
+					next = soon
+				}
 			}
+		}
+	}
+	for _, at := range s.applyFailed {
+		if retry := at.Add(applyRetry); now.Before(retry) && (next.IsZero() || retry.Before(next)) {
+			next = retry
 		}
 	}
 	slices.Sort(announced)

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 )
 
 func wantsOf(w []want) []string {
@@ -319,4 +322,78 @@ type failingClient struct{ client.Client }
 
 func (failingClient) List(context.Context, client.ObjectList, ...client.ListOption) error {
 	return errors.New("the API server is gone")
+}
+
+// A group this node was elected for but failed to answer for (the raw socket
+// failed, no foreign host in the way) is refused for applyRetry, so another
+// node takes it, then tried again.
+func TestSyncApplyFailureRefuses(t *testing.T) {
+	f := joined(t)
+	f.events()
+	f.l2.fail[addr1] = true
+	f.sync()
+	if got := f.m.last().refuses; len(got) != 0 {
+		t.Errorf("refuses after the first failure = %v; want none yet", got)
+	}
+	f.sync()
+	if got := f.m.last().refuses; !slices.Equal(got, []string{"10.0.0.1"}) {
+		t.Errorf("refuses after a failed answer = %v; want [10.0.0.1]", got)
+	}
+	if n := count(f.events(), "CannotAnnounce"); n != 1 {
+		t.Errorf("%d CannotAnnounce Events; want 1", n)
+	}
+	delete(f.l2.fail, addr1)
+	f.advance(applyRetry + time.Second)
+	f.sync()
+	if got := f.m.last().refuses; len(got) != 0 {
+		t.Errorf("refuses after applyRetry = %v; want none", got)
+	}
+	if got := f.l2.nowAnnounced(); !slices.Contains(got, "10.0.0.1") {
+		t.Errorf("announced %v after applyRetry; want 10.0.0.1 again", got)
+	}
+	// A foreign host in the way is the probe's business, not a refusal.
+	f.l2.conflict[addr2] = "02:00:00:00:00:99"
+	f.sync()
+	f.sync()
+	if got := f.m.last().refuses; len(got) != 0 {
+		t.Errorf("refuses with a foreign host answering = %v; want none", got)
+	}
+}
+
+// The node-side IPVS check warns once per finding, on the Node.
+func TestReportIPVS(t *testing.T) {
+	f := joined(t)
+	f.events()
+	f.l2.ipvs = "kube-ipvs0 exists and net.ipv4.conf.all.arp_ignore=0"
+	f.sync()
+	f.sync()
+	evs := withEvent(f.events(), "KubeProxyStrictARP")
+	if len(evs) != 1 || !strings.Contains(evs[0], "arp_ignore=0") {
+		t.Errorf("KubeProxyStrictARP Events = %q; want one with the finding", evs)
+	}
+	f.l2.ipvs = ""
+	f.sync()
+	f.l2.ipvs = "kube-ipvs0 exists and net.ipv4.conf.all.arp_ignore=0"
+	f.sync()
+	if n := count(f.events(), "KubeProxyStrictARP"); n != 1 {
+		t.Errorf("%d Events after it came back; want 1", n)
+	}
+}
+
+// A group this node stops announcing gets a NotAnnouncing Event.
+func TestReportNotAnnouncing(t *testing.T) {
+	f := joined(t)
+	f.sync()
+	f.events()
+	if err := f.c.Delete(t.Context(), &heraldv1.L2Announcement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.sync()
+	if n := count(f.events(), "NotAnnouncing"); n != 2 {
+		t.Errorf("%d NotAnnouncing Events; want one per Service (2)", n)
+	}
+	f.sync()
+	if n := count(f.events(), "NotAnnouncing"); n != 0 {
+		t.Errorf("%d NotAnnouncing Events on a pass with no change; want 0", n)
+	}
 }
