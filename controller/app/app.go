@@ -61,6 +61,9 @@ type Config struct {
 	Logger logr.Logger
 }
 
+// The controller creates the speakers' memberlist key (memberkey.Ensure).
+// +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get;create
+
 // Scheme returns the types the controller reads and writes.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()

@@ -33,8 +33,6 @@ func Valid(k []byte) error {
 	return fmt.Errorf("%q holds %d bytes; want 16, 24 or 32", DataKey, len(k))
 }
 
-// +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get;create
-
 // Ensure creates the Secret namespace/name with a fresh random key if it does not
 // exist. An existing Secret is left alone, so speakers keep talking across
 // controller restarts. It runs when the controller becomes leader: rotating the
