@@ -52,7 +52,6 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func BenchmarkLayer2(b *testing.B) {
 	l := heraldLab(b)
 	ctx := context.Background()
-	cs := l.Client()
 	ip := whoamiService(b, l, "bench", "web", false, l.NodeNames()...)[0]
 
 	// kill -9 of the owner, 10 times: time until a fresh resolution answers from
@@ -127,35 +126,7 @@ func BenchmarkLayer2(b *testing.B) {
 	benchLine(b, "l2-link-cut-outage", ms(outage), fmt.Sprintf("ms(%d-failed-requests)", failed))
 
 	// Address assigned → first answer, over 20 new Services.
-	var lat []time.Duration
-	for i := 0; i < 20; i++ {
-		name := fmt.Sprintf("first-%d", i)
-		createService(ctx, b, cs, "bench", name, "LoadBalancer")
-		if err := l.SetEndpoints(ctx, name, "bench", "web-1"); err != nil {
-			b.Fatal(err)
-		}
-		var addr string
-		var assigned time.Time
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-			s, err := cs.CoreV1().Services("bench").Get(ctx, name, metav1.GetOptions{})
-			if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
-				addr, assigned = s.Status.LoadBalancer.Ingress[0].IP, time.Now()
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		for {
-			if _, ok := freshAnswer(l, addr); ok {
-				break
-			}
-			if time.Since(assigned) > 10*time.Second {
-				b.Fatalf("%s never answered", addr)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		lat = append(lat, time.Since(assigned))
-		_ = cs.CoreV1().Services("bench").Delete(ctx, name, metav1.DeleteOptions{})
-	}
+	lat := assignedToAnswer(b, l, "first", 20)
 	benchLine(b, "l2-assigned-to-answer-median", ms(percentile(lat, 50)), "ms")
 	benchLine(b, "l2-assigned-to-answer-p95", ms(percentile(lat, 95)), "ms")
 
@@ -166,35 +137,7 @@ func BenchmarkLayer2(b *testing.B) {
 		b.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // declared dead, joins to it failing
-	lat = lat[:0]
-	for i := 0; i < 20; i++ {
-		name := fmt.Sprintf("dead-%d", i)
-		createService(ctx, b, cs, "bench", name, "LoadBalancer")
-		if err := l.SetEndpoints(ctx, name, "bench", "web-1"); err != nil {
-			b.Fatal(err)
-		}
-		var addr string
-		var assigned time.Time
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-			s, err := cs.CoreV1().Services("bench").Get(ctx, name, metav1.GetOptions{})
-			if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
-				addr, assigned = s.Status.LoadBalancer.Ingress[0].IP, time.Now()
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		for {
-			if _, ok := freshAnswer(l, addr); ok {
-				break
-			}
-			if time.Since(assigned) > 10*time.Second {
-				b.Fatalf("%s never answered with %s dead", addr, dead)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		lat = append(lat, time.Since(assigned))
-		_ = cs.CoreV1().Services("bench").Delete(ctx, name, metav1.DeleteOptions{})
-	}
+	lat = assignedToAnswer(b, l, "dead", 20)
 	if err := l.RestoreLink(dead); err != nil {
 		b.Fatal(err)
 	}
@@ -282,4 +225,42 @@ func gossipCut(l *lab.Lab, node, op string) error {
 		}
 	}
 	return nil
+}
+
+// assignedToAnswer creates n Services one by one (named prefix-i, endpoint
+// web-1) and returns, for each, the time from its address appearing in status
+// to the first answer to a fresh resolution.
+func assignedToAnswer(b *testing.B, l *lab.Lab, prefix string, n int) []time.Duration {
+	ctx := context.Background()
+	cs := l.Client()
+	var lat []time.Duration
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		createService(ctx, b, cs, "bench", name, "LoadBalancer")
+		if err := l.SetEndpoints(ctx, name, "bench", "web-1"); err != nil {
+			b.Fatal(err)
+		}
+		var addr string
+		var assigned time.Time
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			s, err := cs.CoreV1().Services("bench").Get(ctx, name, metav1.GetOptions{})
+			if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+				addr, assigned = s.Status.LoadBalancer.Ingress[0].IP, time.Now()
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for {
+			if _, ok := freshAnswer(l, addr); ok {
+				break
+			}
+			if time.Since(assigned) > 10*time.Second {
+				b.Fatalf("%s never answered", addr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(assigned))
+		_ = cs.CoreV1().Services("bench").Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	return lat
 }

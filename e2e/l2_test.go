@@ -322,6 +322,19 @@ func (p *probeLoop) finish(t testing.TB) (ok, failed int64, outage time.Duration
 	return p.ok.Load(), p.failed.Load(), outage
 }
 
+// staysOn checks, by fresh resolutions every 300 ms for d, that ip keeps
+// answering from owner after what happened.
+func staysOn(t *testing.T, l *lab.Lab, ip, owner string, d time.Duration, what string) {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if n := resolvedOwner(t, l, ip); n != owner {
+			t.Fatalf("%s moved from %s to %s %v after %s; want no move", ip, owner, n, time.Since(start).Round(time.Millisecond), what)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // failedAcross returns how many failed requests were not in flight at any of the
 // given moments: requests that failed for another reason than being cut in two.
 func (p *probeLoop) failedAcross(at []time.Time) (others int) {
@@ -409,13 +422,7 @@ func TestLayer2(t *testing.T) {
 		}
 		// The restarted speaker takes nothing back, during its hold-down or
 		// after: a second move would reset every connection through it.
-		back := time.Now()
-		for time.Since(back) < holdDown+2*time.Second {
-			if n := resolvedOwner(t, l, ip); n != newOwner {
-				t.Fatalf("%s moved from %s to %s %v after %s's speaker restarted; want no move", ip, newOwner, n, time.Since(back).Round(time.Millisecond), owner)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+		staysOn(t, l, ip, newOwner, holdDown+2*time.Second, owner+"'s speaker restarted")
 	})
 
 	t.Run("SIGTERM hands over: the client switches once, nothing fails but a request in flight at the switch", func(t *testing.T) {
@@ -484,16 +491,10 @@ func TestLayer2(t *testing.T) {
 		if err := l.RestoreLink(owner); err != nil {
 			t.Fatal(err)
 		}
-		back := time.Now()
 		// While cut off, the node was alone and claimed everything, which
 		// nobody could see. Back, it must give all of it up, and take nothing
 		// back: not during its hold-down, not after.
-		for time.Since(back) < holdDown+3*time.Second {
-			if n := resolvedOwner(t, l, ip); n != newOwner {
-				t.Fatalf("%s moved from %s to %s %v after %s's link returned; want no move", ip, newOwner, n, time.Since(back).Round(time.Millisecond), owner)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+		staysOn(t, l, ip, newOwner, holdDown+3*time.Second, owner+"'s link returned")
 	})
 
 	t.Run("gossip cut with the LAN up: nothing moves, and nothing when gossip returns", func(t *testing.T) {
