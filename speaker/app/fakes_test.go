@@ -143,6 +143,7 @@ type fakeL2 struct {
 	probed    []netip.Addr
 	withdrawn []netip.Addr
 	reann     []netip.Addr
+	waits     []time.Duration // the wait of each answerer call
 	ipvs      string // why the kernel answers for everything, or ""
 	changed   chan struct{}
 	closed    bool
@@ -184,10 +185,11 @@ func (f *fakeL2) cannotAnnounce(ips []netip.Addr, _ []string) string {
 	return ""
 }
 
-func (f *fakeL2) answerer(_ context.Context, addr netip.Addr, _ []string, _ []net.HardwareAddr) (string, bool) {
+func (f *fakeL2) answerer(_ context.Context, addr netip.Addr, _ []string, _ []net.HardwareAddr, wait time.Duration) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.probed = append(f.probed, addr)
+	f.waits = append(f.waits, wait)
 	if f.noProbe {
 		return "", false
 	}

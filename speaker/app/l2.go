@@ -204,10 +204,10 @@ func (l *l2Announcer) cannotAnnounce(ips []netip.Addr, interfaces []string) stri
 	return ""
 }
 
-// answerer probes addr (ARP/NDP) on the interface this node would use and
-// returns the MAC of a host other than this node that answers, or "". It says
-// ok=false when it could not probe.
-func (l *l2Announcer) answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr) (mac string, ok bool) {
+// answerer probes addr (ARP/NDP) on the interface this node would use, waiting
+// up to wait (zero: the probe timeout), and returns the MAC of a host other
+// than this node that answers, or "". It says ok=false when it could not probe.
+func (l *l2Announcer) answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr, wait time.Duration) (mac string, ok bool) {
 	topo, err := l.topology()
 	if err != nil {
 		return "", false
@@ -216,7 +216,9 @@ func (l *l2Announcer) answerer(ctx context.Context, addr netip.Addr, interfaces 
 	if err != nil {
 		return "", false
 	}
-	wait := l.probeTimeout
+	if wait <= 0 {
+		wait = l.probeTimeout
+	}
 	if wait <= 0 {
 		wait = 100 * time.Millisecond
 	}

@@ -134,17 +134,17 @@ func TestL2CannotAnnounce(t *testing.T) {
 func TestL2AnswererWithdrawClose(t *testing.T) {
 	ann := &fakeAnnouncer{answers: map[netip.Addr]net.HardwareAddr{addr1: {2, 0, 0, 0, 0, 0xAB}}}
 	l := newTestL2(ann)
-	if mac, ok := l.answerer(t.Context(), addr1, nil, nil); !ok || mac != "02:00:00:00:00:ab" {
+	if mac, ok := l.answerer(t.Context(), addr1, nil, nil, 0); !ok || mac != "02:00:00:00:00:ab" {
 		t.Errorf("answerer = %q, %v; want the lower-case MAC", mac, ok)
 	}
-	if mac, ok := l.answerer(t.Context(), addr2, nil, nil); !ok || mac != "" {
+	if mac, ok := l.answerer(t.Context(), addr2, nil, nil, 0); !ok || mac != "" {
 		t.Errorf("answerer(silent) = %q, %v", mac, ok)
 	}
-	if _, ok := l.answerer(t.Context(), netip.MustParseAddr("192.0.2.1"), nil, nil); ok {
+	if _, ok := l.answerer(t.Context(), netip.MustParseAddr("192.0.2.1"), nil, nil, 0); ok {
 		t.Error("answerer with no interface: ok")
 	}
 	ann.probeErr = errors.New("x")
-	if _, ok := l.answerer(t.Context(), addr1, nil, nil); ok {
+	if _, ok := l.answerer(t.Context(), addr1, nil, nil, 0); ok {
 		t.Error("answerer with a failing probe: ok")
 	}
 	ann.announced = map[netip.Addr]string{addr1: "eth0", addr2: "eth0"}

@@ -190,7 +190,7 @@ func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
 			delete(s.yielded, key)
 			continue
 		}
-		if mac, ok := s.l2.answerer(ctx, addr, nil, own); !ok || mac != "" {
+		if mac, ok := s.l2.answerer(ctx, addr, nil, own, 0); !ok || mac != "" {
 			y.check = now.Add(yieldCheck)
 			s.yielded[key] = y
 			continue
@@ -199,6 +199,12 @@ func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
 		delete(s.yielded, key)
 	}
 }
+
+// takeoverProbeWait bounds the probe before a takeover from a failed member: it
+// adds to every failover in which that member is really gone, while a live
+// host answers ARP in a millisecond or two. A slower answer is missed, and the
+// two nodes then settle it on the wire (onConflict) within about a second.
+const takeoverProbeWait = 30 * time.Millisecond
 
 // takeover is a key this node was just elected for, from a member that failed.
 type takeover struct {
@@ -244,7 +250,7 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			macs[i], _ = s.l2.answerer(ctx, checks[i].addr, checks[i].ifs, own)
+			macs[i], _ = s.l2.answerer(ctx, checks[i].addr, checks[i].ifs, own, takeoverProbeWait)
 		}()
 	}
 	wg.Wait()

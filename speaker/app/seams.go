@@ -57,7 +57,7 @@ type l2Sink interface {
 	cannotAnnounce(ips []netip.Addr, interfaces []string) string
 	// answerer probes addr and returns the MAC of another host answering,
 	// or ""; ok=false when it could not probe.
-	answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr) (mac string, ok bool)
+	answerer(ctx context.Context, addr netip.Addr, interfaces []string, own []net.HardwareAddr, wait time.Duration) (mac string, ok bool)
 	// withdraw stops answering for addr at once.
 	withdraw(addr netip.Addr)
 	// reannounce sends one gratuitous ARP / unsolicited NA round for addr.

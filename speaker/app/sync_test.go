@@ -235,6 +235,10 @@ func TestSyncTakeoverProbe(t *testing.T) {
 	if y, ok := f.s.yielded["10.0.0.1"]; !ok || y.to != "n3" {
 		t.Fatalf("yielded = %+v; want 10.0.0.1 to n3", f.s.yielded)
 	}
+	// The takeover probe waits briefly: it delays every real failover.
+	if len(f.l2.waits) != 1 || f.l2.waits[0] != takeoverProbeWait {
+		t.Errorf("probe waits %v; want one of takeoverProbeWait", f.l2.waits)
+	}
 	if want := f.now().Add(yieldCheck); !next.Equal(want) {
 		t.Errorf("next = %v; want the check %v", next, want)
 	}
