@@ -144,7 +144,7 @@ type fakeL2 struct {
 	withdrawn []netip.Addr
 	reann     []netip.Addr
 	waits     []time.Duration // the wait of each answerer call
-	ipvs      string // why the kernel answers for everything, or ""
+	ipvs      string          // why the kernel answers for everything, or ""
 	changed   chan struct{}
 	closed    bool
 }
