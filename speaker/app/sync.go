@@ -24,8 +24,8 @@ const applyRetry = 30 * time.Second
 func (s *speaker) sync(ctx context.Context) time.Time {
 	svcs, nodes, pools, anns, err := snapshot(ctx, s.client, s.cfg.HandleClassless)
 	if err != nil {
-		s.log.Error(err, "Reading cluster state; keeping current announcements")
-		return time.Time{}
+		s.log.Error(err, "Reading cluster state; keeping current announcements, trying again in a second")
+		return s.now().Add(time.Second)
 	}
 	s.syncBGP(ctx, svcs, nodes, pools)
 	p := plan.Compute(svcs, nodes, pools, anns)

@@ -316,8 +316,9 @@ func TestSyncSnapshotError(t *testing.T) {
 	f := joined(t)
 	before := f.l2.setCount()
 	f.s.client = failingClient{f.c}
-	if next := f.sync(); !next.IsZero() || f.l2.setCount() != before {
-		t.Errorf("next=%v, sets %d→%d; want nothing applied", next, before, f.l2.setCount())
+	// Nothing applied, and a retry in a second rather than at the next event.
+	if next := f.sync(); !next.Equal(f.now().Add(time.Second)) || f.l2.setCount() != before {
+		t.Errorf("next=%v, sets %d→%d; want nothing applied and a retry in 1 s", next, before, f.l2.setCount())
 	}
 }
 
