@@ -11,10 +11,8 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -305,19 +303,7 @@ func TestKubeProxyIPVSWithoutStrictARP(t *testing.T) {
 // ConfigMap it needs, and lists and watches it only by name.
 func TestControllerReadsOnlyKubeProxyConfigMap(t *testing.T) {
 	ctx := context.Background()
-	for _, o := range readObjects(t, "../../manifests/install.yaml") {
-		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			if err := k8s.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-			}
-			t.Cleanup(func() {
-				if o.GetKind() != "Namespace" {
-					_ = k8s.Delete(context.Background(), o.DeepCopyObject().(*unstructured.Unstructured))
-				}
-			})
-		}
-	}
+	installRBAC(t)
 	const controller = "system:serviceaccount:herald-system:herald-controller"
 	for _, tt := range []struct {
 		verb, resource, namespace, name string

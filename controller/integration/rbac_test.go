@@ -4,33 +4,69 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/heraldlb/herald/internal/testpoll"
 )
+
+var rbacOnce sync.Once
+
+// installRBAC creates install.yaml's Namespace, ServiceAccounts and RBAC once for
+// the package (they stay until the API server goes), and waits until the
+// authorizer, which reads RBAC through a cache, allows what they grant. Tests
+// that created and deleted the same objects raced each other: one test's
+// deletion, or the cache's lag, made another's checks read "denied".
+func installRBAC(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	var failed error
+	rbacOnce.Do(func() {
+		for _, o := range readObjects(t, "../../manifests/install.yaml") {
+			switch o.GetKind() {
+			case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+				if err := k8s.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+					failed = fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+					return
+				}
+			}
+		}
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	// Both ServiceAccounts' namespaced Roles, the last kinds to be bound.
+	for _, probe := range []authorizationv1.ResourceAttributes{
+		{Verb: "get", Resource: "secrets", Namespace: "herald-system", Name: "herald-memberlist"},
+		{Verb: "get", Resource: "configmaps", Namespace: "kube-system", Name: "kube-proxy"},
+	} {
+		user := "system:serviceaccount:herald-system:herald-speaker"
+		if probe.Resource == "configmaps" {
+			user = "system:serviceaccount:herald-system:herald-controller"
+		}
+		testpoll.Until(t, 10*time.Second, "the authorizer to see install.yaml's RBAC", func() (bool, string) {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: &probe}}
+			got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return got.Status.Allowed, got.Status.Reason
+		})
+	}
+}
 
 // TestSpeakerLeastPrivilege installs install.yaml's RBAC for real and asks the
 // API server's authorizer what the speaker's ServiceAccount may do: what it needs,
 // and none of what a compromised speaker could abuse.
 func TestSpeakerLeastPrivilege(t *testing.T) {
 	ctx := context.Background()
-	for _, o := range readObjects(t, "../../manifests/install.yaml") {
-		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			if err := k8s.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-			}
-			t.Cleanup(func() {
-				if o.GetKind() != "Namespace" {
-					_ = k8s.Delete(context.Background(), o.DeepCopyObject().(*unstructured.Unstructured), client.PropagationPolicy(metav1.DeletePropagationBackground))
-				}
-			})
-		}
-	}
+	installRBAC(t)
 	const speaker = "system:serviceaccount:herald-system:herald-speaker"
 	for _, tt := range []struct {
 		verb, group, resource, sub, namespace, name string
