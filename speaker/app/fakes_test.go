@@ -86,7 +86,20 @@ func (f *fakeMembers) MemberOfMAC(mac string) (string, bool) {
 	return n, ok
 }
 
-func (f *fakeMembers) FailedHolders(key string) []string { return f.failed[key] }
+// Failed: a member listed as a failed holder of any key, and not alive.
+func (f *fakeMembers) Failed(node string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if slices.Contains(f.alive, node) {
+		return false
+	}
+	for _, nodes := range f.failed {
+		if slices.Contains(nodes, node) {
+			return true
+		}
+	}
+	return false
+}
 func (f *fakeMembers) LastClaims(node string) map[string]int {
 	return f.lastClaims[node]
 }

@@ -213,9 +213,8 @@ type takeover struct {
 	ifs       []string
 }
 
-// probeTakeovers checks, before this node announces keys it takes over from
-// members that failed (not left), whether those members still answer for them
-// on the wire: a member that memberlist lost but the LAN did not (a firewall on
+// probeTakeovers checks, before this node announces keys it takes over, whether
+// a member that failed (not left) still answers for them on the wire: a member that memberlist lost but the LAN did not (a firewall on
 // the gossip port, a wrong key) is alive, and taking its addresses would make
 // two nodes answer and move every flow. Such keys are yielded to it and checked
 // again every yieldCheck. The probes run together: one probe time in all.
@@ -231,9 +230,15 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 		if _, done := s.yielded[g.Key]; done {
 			continue
 		}
-		for _, prev := range s.members.FailedHolders(g.Key) {
-			checks = append(checks, takeover{key: g.Key, prev: prev, addr: g.IPs[0], ifs: g.Interfaces})
+		// A takeover: the address was in the last plan. (An address new to
+		// the cluster is probed by Set before its first announcement.) Its
+		// holder may be a member this node's view lost a moment ago without
+		// its last claims: a returning node's stale gossip can make a live
+		// member look dead for a few milliseconds.
+		if !s.seen[g.IPs[0]] {
+			continue
 		}
+		checks = append(checks, takeover{key: g.Key, addr: g.IPs[0], ifs: g.Interfaces})
 	}
 	if len(checks) == 0 {
 		return
@@ -259,9 +264,13 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 		if macs[i] == "" {
 			continue
 		}
-		if who, ok := s.members.MemberOfMAC(macs[i]); !ok || who != c.prev {
+		// Only a member that failed (not one that left, which answers until
+		// its new owners announce) and that this node does not see alive.
+		who, ok := s.members.MemberOfMAC(macs[i])
+		if !ok || !s.members.Failed(who) {
 			continue
 		}
+		c.prev = who
 		s.yielded[c.key] = yielded{to: c.prev, mac: macs[i], since: now, check: now.Add(yieldCheck)}
 		metricSplitBrain.WithLabelValues("yielded").Inc()
 		s.log.Info("Not taking over: the node memberlist lost still answers for the address (split brain)", "address", c.addr.String(), "other", c.prev, "mac", macs[i])

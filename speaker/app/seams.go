@@ -25,9 +25,9 @@ type memberView interface {
 	KnownMACs() []string
 	// MemberOfMAC names the member that published mac (lower case).
 	MemberOfMAC(mac string) (string, bool)
-	// FailedHolders lists the members that failed (not left) while
-	// claiming key.
-	FailedHolders(key string) []string
+	// Failed reports whether node is not alive and failed (rather than
+	// left) when last seen.
+	Failed(node string) bool
 	// LastClaims is node's claims when it was last seen.
 	LastClaims(node string) map[string]int
 	// LeftAt is when node last left or failed, or zero.

@@ -172,20 +172,20 @@ func TestStates(t *testing.T) {
 	if n, ok := a.MemberOfMAC("02:00:00:00:00:02"); !ok || n != "n2" {
 		t.Errorf("MemberOfMAC(n2's MAC) = %q, %v", n, ok)
 	}
-	if got := a.FailedHolders("10.0.0.2"); len(got) != 1 || got[0] != "n2" {
-		t.Errorf("FailedHolders after n2 failed = %v; want [n2]", got)
+	if !a.Failed("n2") {
+		t.Error("Failed(n2) = false after n2 failed")
 	}
 
-	// A member that leaves (a hand-over) is no failed holder: its keys are
-	// taken over without asking whether it still answers.
+	// A member that leaves (a hand-over) has not failed: its answers during
+	// the hand-over are no reason to leave its keys to it.
 	c.SetState(true, map[string]int{"10.0.0.3": 2}, nil)
 	waitState(t, a, "n3", func(s State) bool { return len(s.Claims) == 1 })
 	if err := c.Leave(time.Second); err != nil {
 		t.Fatal(err)
 	}
 	waitAlive(t, a, "n1", 5*time.Second)
-	if got := a.FailedHolders("10.0.0.3"); len(got) != 0 {
-		t.Errorf("FailedHolders after n3 left = %v; want none", got)
+	if a.Failed("n3") {
+		t.Error("Failed(n3) = true after n3 left")
 	}
 	if got := a.LastClaims("n3"); len(got) != 1 {
 		t.Errorf("LastClaims(n3) = %v", got)

@@ -100,22 +100,13 @@ func (m *Members) LeftAt(node string) time.Time {
 	return m.leftAt[node]
 }
 
-// FailedHolders returns the members that are not alive, failed (rather than
-// left) when last seen, and held key then. Such a member may still be alive on
-// the LAN with only gossip cut off.
-func (m *Members) FailedHolders(key string) []string {
+// Failed reports whether node is not alive and was last seen failing rather
+// than leaving: it may still be alive on the LAN with only gossip cut off.
+func (m *Members) Failed(node string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []string
-	for n, claims := range m.lastClaims {
-		if _, alive := m.alive[n]; alive || !m.failed[n] {
-			continue
-		}
-		if _, ok := claims[key]; ok {
-			out = append(out, n)
-		}
-	}
-	return out
+	_, alive := m.alive[node]
+	return !alive && m.failed[node]
 }
 
 // MemberOfMAC returns the member (live or seen before) whose metadata lists mac.
