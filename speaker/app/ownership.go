@@ -206,6 +206,10 @@ func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
 // two nodes then settle it on the wire (onConflict) within about a second.
 const takeoverProbeWait = 30 * time.Millisecond
 
+// aliveRecheck is how soon a takeover answered by a live member is looked at
+// again: the next pass sees that member's claims and eligibility.
+const aliveRecheck = 200 * time.Millisecond
+
 // takeover is a key this node was just elected for, from a member that failed.
 type takeover struct {
 	key, prev string
@@ -259,18 +263,30 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 		}()
 	}
 	wg.Wait()
+	alive := map[string]bool{}
+	for _, m := range s.members.Alive() {
+		alive[m.Name] = true
+	}
 	now := s.now()
 	for i, c := range checks {
 		if macs[i] == "" {
 			continue
 		}
-		// Only a member that failed (not one that left, which answers until
-		// its new owners announce) and that this node does not see alive.
+		// A member that failed (not one that left, which answers until its
+		// new owners announce), or one that came back while the probe ran:
+		// the next pass, with its claims, decides.
 		who, ok := s.members.MemberOfMAC(macs[i])
-		if !ok || !s.members.Failed(who) {
+		if !ok || who == s.cfg.NodeName || !s.members.Failed(who) && !alive[who] {
 			continue
 		}
 		c.prev = who
+		if alive[who] {
+			// Back already, or still answering while it hands over an
+			// address it is no longer eligible for: look again at once with
+			// its claims, no split brain to report.
+			s.yielded[c.key] = yielded{to: who, mac: macs[i], since: now, check: now.Add(aliveRecheck)}
+			continue
+		}
 		s.yielded[c.key] = yielded{to: c.prev, mac: macs[i], since: now, check: now.Add(yieldCheck)}
 		metricSplitBrain.WithLabelValues("yielded").Inc()
 		s.log.Info("Not taking over: the node memberlist lost still answers for the address (split brain)", "address", c.addr.String(), "other", c.prev, "mac", macs[i])

@@ -433,3 +433,30 @@ func TestSyncTakeoverProbeUnknownHolder(t *testing.T) {
 		})
 	}
 }
+
+// A takeover answered by a live member (it came back while the probe ran, or
+// still answers while it hands over) waits a moment for the next pass, which
+// sees that member's claims; no split brain is reported.
+func TestSyncTakeoverAnsweredByLiveMember(t *testing.T) {
+	f := joined(t)
+	f.s.claims.drop()
+	f.l2.announced = map[netip.Addr]bool{}
+	f.m.macs["02:00:00:00:00:02"] = "n2"
+	f.l2.answers[addr1] = "02:00:00:00:00:02"
+	f.events()
+	next := f.sync()
+	y, ok := f.s.yielded["10.0.0.1"]
+	if !ok || y.to != "n2" || !y.check.Equal(f.now().Add(aliveRecheck)) || !next.Equal(y.check) {
+		t.Errorf("yielded %+v, next %v; want 10.0.0.1 to n2 until aliveRecheck", f.s.yielded, next)
+	}
+	if n := count(f.events(), "SplitBrain"); n != 0 {
+		t.Errorf("%d SplitBrain Events for a live member", n)
+	}
+	// n2 stops answering (it withdrew): the next pass takes the address.
+	delete(f.l2.answers, addr1)
+	f.advance(aliveRecheck)
+	f.sync()
+	if got := f.l2.nowAnnounced(); !slices.Contains(got, "10.0.0.1") {
+		t.Errorf("announced %v after n2 stopped answering; want 10.0.0.1", got)
+	}
+}
