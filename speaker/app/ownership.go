@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,9 +82,8 @@ func yieldDecision(self, other, key string, otherHeld bool, claimedAt, otherLeft
 // yielded is a key this node stopped announcing because another speaker it
 // cannot reach through memberlist answers for it.
 type yielded struct {
-	to    string
-	mac   string
-	since time.Time
+	to  string
+	mac string
 	// check is when to look again whether the other still answers.
 	check time.Time
 }
@@ -95,9 +93,15 @@ type yielded struct {
 // within about this time plus a probe.
 const yieldCheck = time.Second
 
-// keysOf lists m's keys, sorted.
-func keysOf[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
+// ownHardwareAddrs returns this node's MACs, for probes to ignore.
+func (s *speaker) ownHardwareAddrs() []net.HardwareAddr {
+	var own []net.HardwareAddr
+	for _, mac := range s.hostMACs() {
+		if hw, err := net.ParseMAC(mac); err == nil {
+			own = append(own, hw)
+		}
+	}
+	return own
 }
 
 // onConflict handles another host claiming, on the wire, an address this node
@@ -136,7 +140,7 @@ func (s *speaker) onConflict(ctx context.Context, c layer2.Conflict) bool {
 	outcome := "kept"
 	if yield {
 		outcome = "yielded"
-		s.yielded[key] = yielded{to: other, mac: mac, since: now, check: now.Add(yieldCheck)}
+		s.yielded[key] = yielded{to: other, mac: mac, check: now.Add(yieldCheck)}
 	}
 	if !yield {
 		// The other side sees only broadcasts: announce again so it hears
@@ -168,25 +172,17 @@ func (s *speaker) servicesOf(key string) []string { return s.ownedServices[key] 
 // checkYielded probes each yielded key whose check is due: while the speaker it
 // yielded to still answers, the key stays yielded; when it does not, this node
 // takes the key back (the other may have died during the cut).
-func (s *speaker) checkYielded(ctx context.Context, _ map[string]bool) {
+func (s *speaker) checkYielded(ctx context.Context) {
 	now := s.now()
-	var own []net.HardwareAddr
-	for _, mac := range s.hostMACs() {
-		if hw, err := net.ParseMAC(mac); err == nil {
-			own = append(own, hw)
-		}
-	}
+	own := s.ownHardwareAddrs()
 	for key, y := range s.yielded {
 		if now.Before(y.check) {
 			continue
 		}
-		var addr netip.Addr
-		for a, k := range s.keyOf {
-			if k == key && (!addr.IsValid() || a.Less(addr)) {
-				addr = a
-			}
-		}
-		if !addr.IsValid() {
+		// A group's key is its lowest address; a key gone from the plan is
+		// dropped.
+		addr, err := netip.ParseAddr(key)
+		if err != nil || s.keyOf[addr] != key {
 			delete(s.yielded, key)
 			continue
 		}
@@ -247,12 +243,7 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 	if len(checks) == 0 {
 		return
 	}
-	var own []net.HardwareAddr
-	for _, mac := range s.hostMACs() {
-		if hw, err := net.ParseMAC(mac); err == nil {
-			own = append(own, hw)
-		}
-	}
+	own := s.ownHardwareAddrs()
 	macs := make([]string, len(checks))
 	var wg sync.WaitGroup
 	for i := range checks {
@@ -284,10 +275,10 @@ func (s *speaker) probeTakeovers(ctx context.Context, groups []plan.Group, owner
 			// Back already, or still answering while it hands over an
 			// address it is no longer eligible for: look again at once with
 			// its claims, no split brain to report.
-			s.yielded[c.key] = yielded{to: who, mac: macs[i], since: now, check: now.Add(aliveRecheck)}
+			s.yielded[c.key] = yielded{to: who, mac: macs[i], check: now.Add(aliveRecheck)}
 			continue
 		}
-		s.yielded[c.key] = yielded{to: c.prev, mac: macs[i], since: now, check: now.Add(yieldCheck)}
+		s.yielded[c.key] = yielded{to: c.prev, mac: macs[i], check: now.Add(yieldCheck)}
 		metricSplitBrain.WithLabelValues("yielded").Inc()
 		s.log.Info("Not taking over: the node memberlist lost still answers for the address (split brain)", "address", c.addr.String(), "other", c.prev, "mac", macs[i])
 		for _, svc := range s.groupServices(groups, c.key) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // readiness is what /readyz decides from: the speaker is ready when it announces
@@ -37,7 +36,7 @@ var (
 // just joined is ready although it is not settled yet: if the next node of a
 // rollout stops, its keys go to settled nodes first and to this one only if
 // there are none, so it is never in the way.
-func (r readiness) check(time.Time) error {
+func (r readiness) check() error {
 	switch {
 	case !r.Synced:
 		return errNotSynced
@@ -54,9 +53,8 @@ func (r readiness) check(time.Time) error {
 // readyState holds the speaker loop's readiness for the probe handler.
 type readyState struct {
 	// mu guards r.
-	mu  sync.Mutex
-	r   readiness
-	now func() time.Time
+	mu sync.Mutex
+	r  readiness
 }
 
 func (s *readyState) update(f func(*readiness)) {
@@ -70,9 +68,5 @@ func (s *readyState) Check(*http.Request) error {
 	s.mu.Lock()
 	r := s.r
 	s.mu.Unlock()
-	now := time.Now
-	if s.now != nil {
-		now = s.now
-	}
-	return r.check(now())
+	return r.check()
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"testing"
-	"time"
 )
 
 func TestReadinessCheck(t *testing.T) {
@@ -22,7 +21,7 @@ func TestReadinessCheck(t *testing.T) {
 		{"stopping wins over everything else", func(r readiness) readiness { r.Stopping, r.Applied = true, false; return r }, errStopping},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.r(announcing).check(time.Now()); !errors.Is(got, tt.want) {
+			if got := tt.r(announcing).check(); !errors.Is(got, tt.want) {
 				t.Errorf("check = %v; want %v", got, tt.want)
 			}
 		})

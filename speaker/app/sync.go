@@ -150,7 +150,7 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 		}
 	}
 	s.probeTakeovers(ctx, p.Groups, res.Owner)
-	s.checkYielded(ctx, speakerMACs)
+	s.checkYielded(ctx)
 	for _, y := range s.yielded {
 		if next.IsZero() || y.check.Before(next) {
 			next = y.check

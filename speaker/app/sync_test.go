@@ -291,21 +291,21 @@ func TestCheckYieldedCannotProbe(t *testing.T) {
 	f := joined(t)
 	f.s.yielded["10.0.0.1"] = yielded{to: "n3", check: f.now()}
 	f.l2.noProbe = true
-	f.s.checkYielded(t.Context(), nil)
+	f.s.checkYielded(t.Context())
 	y, ok := f.s.yielded["10.0.0.1"]
 	if !ok || !y.check.Equal(f.now().Add(yieldCheck)) {
 		t.Errorf("yielded = %+v; want kept, checked again in yieldCheck", f.s.yielded)
 	}
 	// A key no longer in the plan is dropped.
 	f.s.yielded["10.9.9.9"] = yielded{to: "n3", check: f.now()}
-	f.s.checkYielded(t.Context(), nil)
+	f.s.checkYielded(t.Context())
 	if _, ok := f.s.yielded["10.9.9.9"]; ok {
 		t.Error("a key gone from the plan stays yielded")
 	}
 	// Not due: not probed.
 	f.l2.probed = nil
 	f.s.yielded["10.0.0.1"] = yielded{to: "n3", check: f.now().Add(time.Second)}
-	f.s.checkYielded(t.Context(), nil)
+	f.s.checkYielded(t.Context())
 	if len(f.l2.probed) != 0 {
 		t.Errorf("probed %v before the check was due", f.l2.probed)
 	}

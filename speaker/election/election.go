@@ -93,9 +93,6 @@ type Result struct {
 	// Owner maps each key to the node that announces it. A key none of
 	// whose eligible nodes is a candidate is absent.
 	Owner map[string]string
-	// Claimed is how many keys kept their claimant (rule 2); the others were
-	// placed by rules 3 to 5.
-	Claimed int
 }
 
 // A node's cap is loadNum/loadDen times its fair share. At 1.25 a node carries
@@ -245,7 +242,6 @@ func elect(in Input, bounded bool) Result {
 		}
 		if best >= 0 {
 			k.owner = best
-			res.Claimed++
 			continue
 		}
 		// Rule 3: settled candidates first.

@@ -3,6 +3,7 @@ package membership
 import (
 	"encoding/json"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -44,7 +45,7 @@ func (m *Members) SetState(settled bool, claims map[string]int, refuses []string
 	cur := m.states[m.name]
 	// Seq 0 has never been sent: a member that claims nothing still says so,
 	// as the others wait for every member's State before taking anything.
-	if cur.Seq > 0 && cur.Settled == settled && maps.Equal(cur.Claims, claims) && slicesEqual(cur.Refuses, refuses) {
+	if cur.Seq > 0 && cur.Settled == settled && maps.Equal(cur.Claims, claims) && slices.Equal(cur.Refuses, refuses) {
 		m.mu.Unlock()
 		return
 	}
@@ -54,18 +55,6 @@ func (m *Members) SetState(settled bool, claims map[string]int, refuses []string
 	case m.send <- struct{}{}:
 	default:
 	}
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // States returns the State of every live member that has published one, this
