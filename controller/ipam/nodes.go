@@ -12,22 +12,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/nodeaddr"
 )
 
-// nodeAddresses maps each InternalIP and ExternalIP of the nodes to the nodes that
-// have it. Hostnames and DNS names are not addresses a Service could be given.
+// nodeAddresses maps each of the nodes' own addresses (nodeaddr.Own) to the
+// nodes that have it.
 func nodeAddresses(nodes []corev1.Node) map[netip.Addr][]string {
 	out := map[netip.Addr][]string{}
 	for i := range nodes {
-		for _, a := range nodes[i].Status.Addresses {
-			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
-				continue
-			}
-			ip, err := netip.ParseAddr(a.Address)
-			if err != nil {
-				continue
-			}
-			ip = ip.Unmap()
+		for _, ip := range nodeaddr.Own(&nodes[i]) {
 			if !slices.Contains(out[ip], nodes[i].Name) {
 				out[ip] = append(out[ip], nodes[i].Name)
 			}

@@ -16,6 +16,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/ipaddr"
 	"github.com/heraldlb/herald/internal/labelsel"
+	"github.com/heraldlb/herald/internal/nodeaddr"
 	"github.com/heraldlb/herald/internal/svcclass"
 	"github.com/heraldlb/herald/speaker/plan"
 )
@@ -106,22 +107,7 @@ func planNodes(nodes []corev1.Node) []plan.Node {
 	pn := make([]plan.Node, 0, len(nodes))
 	for i := range nodes {
 		n := &nodes[i]
-		ready := false
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				ready = true
-			}
-		}
-		var addrs []netip.Addr
-		for _, a := range n.Status.Addresses {
-			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
-				continue
-			}
-			if ip, err := netip.ParseAddr(a.Address); err == nil {
-				addrs = append(addrs, ip.Unmap())
-			}
-		}
-		pn = append(pn, plan.Node{Name: n.Name, Labels: n.Labels, Ready: ready, Addresses: addrs})
+		pn = append(pn, plan.Node{Name: n.Name, Labels: n.Labels, Ready: nodeReady(n), Addresses: nodeaddr.Own(n)})
 	}
 	return pn
 }
