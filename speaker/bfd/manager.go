@@ -194,8 +194,9 @@ func key(a netip.Addr) netip.Addr { return a.WithZone("") }
 // Set makes the sessions those of peers: new peers get a session that starts
 // sending at once; peers whose timers changed keep their session (a Poll
 // Sequence when Up); peers no longer listed are told AdminDown for about a
-// Detection Time and then forgotten. A peer whose socket cannot be opened is
-// left out and reported in the error; the others are still applied.
+// Detection Time and then forgotten. An invalid or repeated peer makes Set
+// change nothing; a peer whose socket cannot be opened is left out and
+// reported in the error while the others are applied.
 func (m *Manager) Set(ctx context.Context, peers []Peer) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -213,6 +214,11 @@ func (m *Manager) Set(ctx context.Context, peers []Peer) error {
 			continue
 		}
 		want[key(p.Address)] = p
+	}
+	if len(errs) > 0 {
+		// A list with a mistake changes nothing: dropping the sessions of
+		// the peers it got wrong would tear down their clients.
+		return errors.Join(errs...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
