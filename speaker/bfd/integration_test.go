@@ -52,6 +52,27 @@ func (e *events) wait(t *testing.T, up bool, within time.Duration) event {
 	return event{}
 }
 
+func (e *events) waitAny(t *testing.T, within time.Duration) event {
+	t.Helper()
+	select {
+	case ev := <-e.ch:
+		return ev
+	case <-time.After(within):
+		t.Fatalf("no OnChange within %v", within)
+	}
+	return event{}
+}
+
+func (e *events) drain() {
+	for {
+		select {
+		case <-e.ch:
+		default:
+			return
+		}
+	}
+}
+
 func (e *events) none(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {

@@ -53,6 +53,9 @@ type PeerStatus struct {
 	// DetectionTime how long silence takes to bring the session down.
 	TxInterval, DetectionTime time.Duration
 	PacketsIn, PacketsOut     uint64
+	// Polling reports whether a Poll Sequence of ours (a timer change) is
+	// under way.
+	Polling bool
 	// Removing reports whether the session was removed and is telling the
 	// peer AdminDown before it is forgotten.
 	Removing bool
@@ -470,7 +473,7 @@ func (m *Manager) Status() []PeerStatus {
 			LastDiag: s.LastDownDiag(), RemoteDiag: s.RemoteDiag(),
 			LocalDiscriminator: s.LocalDiscriminator(), RemoteDiscriminator: s.RemoteDiscriminator(),
 			TxInterval: s.TxInterval(), DetectionTime: s.DetectionTime(),
-			PacketsIn: ss.in, PacketsOut: ss.out, Removing: ss.adminLeft > 0,
+			PacketsIn: ss.in, PacketsOut: ss.out, Polling: s.Polling(), Removing: ss.adminLeft > 0,
 		})
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int {
