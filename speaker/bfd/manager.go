@@ -528,6 +528,7 @@ func (m *Manager) Stop() error {
 		}
 		clear(m.byDisc)
 		clear(m.byAddr)
+		m.checkDrainedLocked() // a Close waiting, or coming, need not wait
 		m.closeErr = err
 	})
 	m.mu.Lock()
