@@ -13,7 +13,10 @@ import (
 // Manager, not a fake.
 type nopConn struct{ done chan struct{} }
 
-func (c nopConn) Recv([]byte) (int, netip.Addr, error) { <-c.done; return 0, netip.Addr{}, net.ErrClosed }
+func (c nopConn) Recv([]byte) (int, netip.Addr, error) {
+	<-c.done
+	return 0, netip.Addr{}, net.ErrClosed
+}
 func (nopConn) Dial(netip.Addr, netip.Addr) (Sender, error) { return nopSender{}, nil }
 func (nopConn) Close() error                                { return nil }
 

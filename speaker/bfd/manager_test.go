@@ -185,8 +185,8 @@ func TestManagerDemux(t *testing.T) {
 	m.receive(bad.Marshal(nil), peerA)
 	m.receive(m.from(t, peerA, StateDown, false), netip.MustParseAddr("192.0.2.99"))
 	m.receive([]byte{1, 2, 3}, peerA)
-	if m.rxDrops[DropNoSession] != 3 || m.rxDrops[DropShort] != 1 {
-		t.Fatalf("drops %v; want 3 without session, 1 short", m.rxDrops)
+	if d := m.Dropped(); len(d) != 2 || d[DropNoSession] != 3 || d[DropShort] != 1 {
+		t.Fatalf("Dropped() = %v; want 3 without session, 1 short", d)
 	}
 	if in := m.session(t, peerA).in; in != 1 {
 		t.Fatalf("A counted %d packets in; want 1", in)
