@@ -27,13 +27,19 @@ type Allocator struct {
 	shared map[string]map[netip.Addr]struct{}
 	// releases counts changes that may let a refused Service succeed.
 	releases uint64
+	// quarantined maps an address that Services gave up, but whose statuses may
+	// still show it, to those Services (see Shown); quarantinedBy is its index
+	// by Service.
+	quarantined   map[netip.Addr]map[string]struct{}
+	quarantinedBy map[string]map[netip.Addr]struct{}
 	// nodes maps every Node address to the nodes that have it (sorted): such an
 	// address is never given to a Service that does not already hold it.
 	nodes map[netip.Addr][]string
 }
 
 // Releases counts the changes that may let a refused Service succeed now: an
-// address freed, or a Service leaving an address it shared or changing what it
+// address freed (which, for an address a Service gave up, is when Shown ends its
+// quarantine), or a Service leaving an address it shared or changing what it
 // shares it with (ports, traffic policy, sharing key). A caller compares it before
 // and after a call to know whether to retry the Services it holds as refused; a new
 // assignment alone never moves it, so a burst of allocations causes no retries.
@@ -77,6 +83,9 @@ func New(orphans OrphanPolicy) *Allocator {
 		svcs:    map[string]*holder{},
 		shared:  map[string]map[netip.Addr]struct{}{},
 		nodes:   map[netip.Addr][]string{},
+
+		quarantined:   map[netip.Addr]map[string]struct{}{},
+		quarantinedBy: map[string]map[netip.Addr]struct{}{},
 	}
 }
 
@@ -84,9 +93,15 @@ func New(orphans OrphanPolicy) *Allocator {
 // assigned stay assigned; call Assign again for Services that may be affected.
 func (a *Allocator) SetPool(p Pool) {
 	np := &pool{Pool: p, free: map[Family]*freeList{}, capacity: map[Family]*big.Int{}, used: map[Family]uint64{}}
-	assigned := make([]netip.Addr, 0, len(a.ips))
+	// Quarantined addresses are as good as assigned: a status still shows them.
+	assigned := make([]netip.Addr, 0, len(a.ips)+len(a.quarantined))
 	for ip := range a.ips {
 		assigned = append(assigned, ip)
+	}
+	for ip := range a.quarantined {
+		if _, held := a.ips[ip]; !held {
+			assigned = append(assigned, ip)
+		}
 	}
 	slices.SortFunc(assigned, netip.Addr.Compare)
 	if p.Addresses != nil {
@@ -432,6 +447,9 @@ func (a *Allocator) pickIn(p *pool, req Request, want []Family, requested map[Fa
 			if err := a.shareable(ip, req); err != nil {
 				return nil, err
 			}
+			if err := a.quarantinedFor(ip, req.Key); err != nil {
+				return nil, err
+			}
 			out = append(out, ip)
 			continue
 		}
@@ -603,6 +621,9 @@ func (a *Allocator) Restore(req Request, ips []netip.Addr) error {
 		if err := a.shareable(ip, req); err != nil && err.Reason != ReasonSharingLocalSelector {
 			return err
 		}
+		if err := a.quarantinedFor(ip, req.Key); err != nil {
+			return err
+		}
 	}
 	if len(ips) > 0 {
 		// A copy: commit sorts and keeps the slice, and the caller may reuse its own.
@@ -611,7 +632,9 @@ func (a *Allocator) Restore(req Request, ips []netip.Addr) error {
 	return nil
 }
 
-// Release frees what a Service holds. It reports whether the Service held anything.
+// Release gives up what a Service holds. It reports whether the Service held
+// anything. The addresses stay quarantined until Shown says the Service's status no
+// longer shows them.
 func (a *Allocator) Release(key string) bool {
 	h, ok := a.svcs[key]
 	if !ok {
@@ -640,6 +663,8 @@ func (a *Allocator) commit(req Request, ips []netip.Addr) {
 		for _, ip := range old.ips {
 			a.drop(old, ip)
 		}
+		// What it shares, and with whom, changed: a refused sharer may fit now.
+		a.releases++
 	}
 	for _, ip := range ips {
 		hs := a.ips[ip]
@@ -649,6 +674,8 @@ func (a *Allocator) commit(req Request, ips []netip.Addr) {
 			a.take(ip)
 		}
 		hs[h.key] = h
+		// Taking back an address it gave up: its status showing it is right again.
+		a.unquarantine(h.key, ip)
 		if h.sharingKey != "" {
 			s := a.shared[h.sharingKey]
 			if s == nil {
@@ -661,12 +688,15 @@ func (a *Allocator) commit(req Request, ips []netip.Addr) {
 	a.svcs[req.Key] = h
 }
 
-// drop removes h from ip's holders, freeing ip when nobody holds it any more.
+// drop removes h from ip's holders. The address is quarantined for h's Service,
+// whose status may still show it, rather than freed (see Shown).
 func (a *Allocator) drop(h *holder, ip netip.Addr) {
 	hs := a.ips[ip]
 	delete(hs, h.key)
-	a.releases++
+	a.quarantine(h.key, ip)
 	if len(hs) > 0 {
+		// The remaining sharers may now take a Service they refused.
+		a.releases++
 		return
 	}
 	delete(a.ips, ip)
@@ -676,7 +706,6 @@ func (a *Allocator) drop(h *holder, ip netip.Addr) {
 			delete(a.shared, h.sharingKey)
 		}
 	}
-	a.give(ip)
 }
 
 // take marks ip used in every pool that holds it: pools may overlap.

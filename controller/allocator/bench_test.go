@@ -24,6 +24,7 @@ func fragmented(tb testing.TB, p Pool, fams []Family) *Allocator {
 	}
 	for i := 0; i < 2*inUse; i += 2 {
 		a.Release(fmt.Sprintf("svc-%d", i))
+		a.Shown(fmt.Sprintf("svc-%d", i), nil)
 	}
 	return a
 }
@@ -46,6 +47,8 @@ func BenchmarkAssignRelease(b *testing.B) {
 					b.Fatal(err)
 				}
 				a.Release(req.Key)
+				// The controller's cycle: the release's status write lands.
+				a.Shown(req.Key, nil)
 			}
 		})
 	}
@@ -107,6 +110,7 @@ func TestMemoryIndependentOfPoolSize(t *testing.T) {
 		}
 		for i := 0; i < n; i += 2 {
 			a.Release(keys[i])
+			a.Shown(keys[i], nil)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -51,7 +51,11 @@ type world struct {
 	reqs    map[string]Request // the request under which each Service holds its IPs
 	// fits records the Services whose IPs passed checkFits for reqs, as opposed to
 	// restored ones or retained orphans.
-	fits    map[string]bool
+	fits map[string]bool
+	// shows is what each Service's status may show: what it was given, until a
+	// status write (Shown) says it shows only what it holds. An address nobody
+	// holds that some status may show is quarantined.
+	shows   map[string]map[netip.Addr]bool
 	history []string
 	// outcomes counts Assign results by reason ("ok", "shared", "retained", ...), so a
 	// run with -v shows the steps exercised what they should.
@@ -72,6 +76,7 @@ func TestProperties(t *testing.T) {
 					reqs:    map[string]Request{},
 
 					fits:     map[string]bool{},
+					shows:    map[string]map[netip.Addr]bool{},
 					outcomes: map[string]int{},
 				}
 				for i := range propPools {
@@ -101,6 +106,10 @@ func (w *world) fatalf(format string, args ...any) {
 }
 
 func (w *world) step() {
+	if w.rng.IntN(4) == 0 {
+		w.land()
+		return
+	}
 	switch n := w.rng.IntN(100); {
 	case n < 50:
 		w.assign(w.randomRequest(w.randomKey()))
@@ -297,6 +306,7 @@ func describe(r Request) string {
 
 func (w *world) assign(req Request) {
 	prev := w.held[req.Key]
+	quarantined := w.quarantine()
 	got, err := w.a.Assign(req)
 	w.logf("Assign(%s) = %v, %v", describe(req), got.IPs, err)
 	if err != nil {
@@ -329,7 +339,20 @@ func (w *world) assign(req Request) {
 			w.outcomes["moved"]++
 		}
 	}
+	// Issue 9: an address new to the Service, held by nobody else, is not shown
+	// by another Service's status.
+	for _, ip := range got.IPs {
+		if slices.Contains(prev, ip) || len(w.a.Holders(ip)) > 1 {
+			continue
+		}
+		for _, k := range quarantined[ip] {
+			if k != req.Key {
+				w.fatalf("Assign(%s) = %v: %s is still shown by %s", req.Key, got.IPs, ip, k)
+			}
+		}
+	}
 	w.held[req.Key] = slices.Clone(got.IPs)
+	w.addShown(req.Key, got.IPs)
 	w.reqs[req.Key] = req
 	w.fits[req.Key] = !w.anyOrphan(got.IPs)
 
@@ -364,8 +387,21 @@ func (w *world) restore() {
 	default:
 		ips = []netip.Addr{w.randomAddr(Family(4 + 2*w.rng.IntN(2)))}
 	}
+	before := w.quarantine()
 	err := w.a.Restore(req, ips)
 	w.logf("Restore(%s, %v) = %v", describe(req), ips, err)
+	if err == nil {
+		for _, ip := range ips {
+			if len(w.a.Holders(ip)) > 1 {
+				continue
+			}
+			for _, k := range before[ip] {
+				if k != key {
+					w.fatalf("Restore(%s, %v): %s is still shown by %s", key, ips, ip, k)
+				}
+			}
+		}
+	}
 	if err != nil {
 		if ReasonOf(err) == 0 {
 			w.fatalf("Restore(%s): error %v carries no reason", key, err)
@@ -378,8 +414,70 @@ func (w *world) restore() {
 	held := slices.Clone(ips)
 	slices.SortFunc(held, netip.Addr.Compare)
 	w.held[key] = held
+	w.addShown(key, held)
 	w.reqs[key] = req
 	w.fits[key] = false
+}
+
+func (w *world) addShown(key string, ips []netip.Addr) {
+	if w.shows[key] == nil {
+		w.shows[key] = map[netip.Addr]bool{}
+	}
+	for _, ip := range ips {
+		w.shows[key][ip] = true
+	}
+}
+
+// land is a status write landing: the Service's status shows what it holds.
+func (w *world) land() {
+	keys := slices.Sorted(maps.Keys(w.shows))
+	if len(keys) == 0 {
+		return
+	}
+	key := keys[w.rng.IntN(len(keys))]
+	before := w.quarantine()
+	freed := w.a.Shown(key, w.held[key])
+	w.logf("Shown(%s, %v) = %v", key, w.held[key], freed)
+	delete(w.shows, key)
+	w.addShown(key, w.held[key])
+	after := w.quarantine()
+	var want []netip.Addr
+	for ip := range before {
+		if _, still := after[ip]; !still && !w.heldNow(ip) {
+			want = append(want, ip)
+		}
+	}
+	slices.SortFunc(want, netip.Addr.Compare)
+	if !slices.Equal(freed, want) {
+		w.fatalf("Shown(%s) freed %v; want %v", key, freed, want)
+	}
+}
+
+// quarantine returns, by the model, the Services whose status may show each
+// address they do not hold (sorted).
+func (w *world) quarantine() map[netip.Addr][]string {
+	out := map[netip.Addr][]string{}
+	for k, ips := range w.shows {
+		for ip := range ips {
+			if !slices.Contains(w.held[k], ip) {
+				out[ip] = append(out[ip], k)
+			}
+		}
+	}
+	for ip := range out {
+		slices.Sort(out[ip])
+	}
+	return out
+}
+
+// quarantinedNow reports whether, by the model, x is held by nobody and shown by
+// some status.
+func (w *world) quarantinedNow(x netip.Addr) bool {
+	if w.heldNow(x) {
+		return false
+	}
+	_, ok := w.quarantine()[x]
+	return ok
 }
 
 func (w *world) anyOrphan(ips []netip.Addr) bool {
@@ -574,8 +672,30 @@ func (w *world) check() {
 		w.fatalf("sharing index %v; want %v", a.shared, shared)
 	}
 
+	q := w.quarantine()
+	if len(a.quarantined) != len(q) {
+		w.fatalf("allocator quarantines %d addresses; want %d (%v)", len(a.quarantined), len(q), q)
+	}
+	unheld := 0
+	for ip, ks := range q {
+		got := slices.Sorted(maps.Keys(a.quarantined[ip]))
+		if !slices.Equal(got, ks) {
+			w.fatalf("quarantine of %s: %v; want %v", ip, got, ks)
+		}
+		for _, k := range ks {
+			if !slices.Contains(a.QuarantinedBy(k), ip) {
+				w.fatalf("QuarantinedBy(%s) = %v lacks %s", k, a.QuarantinedBy(k), ip)
+			}
+		}
+		if _, held := holders[ip]; !held {
+			unheld++
+		}
+	}
+	if got := a.QuarantinedCount(); got != unheld {
+		w.fatalf("QuarantinedCount() = %d; want %d", got, unheld)
+	}
 	for name, p := range w.pools {
-		w.checkPool(name, p, holders)
+		w.checkPool(name, p, holders, q)
 	}
 	for i := range propPools + 1 {
 		name := fmt.Sprintf("p%d", i)
@@ -589,7 +709,7 @@ func (w *world) check() {
 
 // checkPool checks a pool's counts, free list and overlaps by brute force over the
 // universe.
-func (w *world) checkPool(name string, p Pool, holders map[netip.Addr][]string) {
+func (w *world) checkPool(name string, p Pool, holders map[netip.Addr][]string, quarantined map[netip.Addr][]string) {
 	w.t.Helper()
 	st, ok := w.a.PoolStats(name)
 	if !ok {
@@ -610,7 +730,8 @@ func (w *world) checkPool(name string, p Pool, holders map[netip.Addr][]string) 
 			if !(p.AvoidBuggyIPs && f == IPv4 && buggy(toU128(x))) {
 				capacity++
 			}
-			if _, held := holders[x]; held {
+			_, held := holders[x]
+			if _, q := quarantined[x]; held || q {
 				used++
 			}
 		}
@@ -644,8 +765,10 @@ func (w *world) checkPool(name string, p Pool, holders map[netip.Addr][]string) 
 		for _, x := range uni {
 			if p.Addresses.Contains(x) {
 				_, held := holders[x]
-				if l.isFree(toU128(x)) == held {
-					w.fatalf("pool %s: %s free=%v but held=%v", name, x, !held, held)
+				_, q := quarantined[x]
+				q = q && !held
+				if l.isFree(toU128(x)) == (held || q) {
+					w.fatalf("pool %s: %s free=%v but held=%v quarantined=%v", name, x, l.isFree(toU128(x)), held, q)
 				}
 			}
 		}
@@ -697,7 +820,7 @@ func (w *world) checkLowestFree(req Request, prev, got []netip.Addr) {
 	}
 	for _, p := range w.poolOrder() {
 		for _, x := range uni {
-			if usable(p, req, x) && !w.heldNow(x) {
+			if usable(p, req, x) && !w.heldNow(x) && !w.quarantinedNow(x) {
 				if got[0] != x {
 					w.fatalf("Assign(%s) = %v; want %s, the lowest free address of pool %s", req.Key, got, x, p.Name)
 				}

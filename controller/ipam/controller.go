@@ -220,21 +220,37 @@ func (c *Controller) ensureRebuilt(ctx context.Context) error {
 		return cmpKey(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 	restored := 0
+	// Statuses that show addresses their Service does not get back: each address
+	// stays quarantined until that status no longer shows it, as it was before
+	// the restart (see allocator.Shown).
+	var shownOnly []*corev1.Service
 	for i := range list.Items {
 		svc := &list.Items[i]
 		ips := statusIPs(svc)
-		// A Service being deleted has been, or is being, let go; its addresses may
-		// already belong to another Service.
-		if len(ips) == 0 || !svcclass.Handles(svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
+		if len(ips) == 0 {
+			continue
+		}
+		// A Service being deleted, or no longer handled, is being let go; herald's
+		// condition says the addresses it shows are herald's.
+		if !svcclass.Handles(svc, c.opts.Classless) || svc.DeletionTimestamp != nil {
+			if findCondition(svc) != nil {
+				shownOnly = append(shownOnly, svc)
+			}
 			continue
 		}
 		req, _ := requestFor(svc, nil)
 		if err := c.alloc.Restore(req, ips); err != nil {
 			c.log.Info("Service status holds an address another Service holds; it will be given a new one", "service", req.Key, "reason", allocator.ReasonOf(err).String(), "detail", err.Error())
+			c.recorder.Eventf(svc, corev1.EventTypeWarning, "AddressConflict", "The status shows %s, which the controller could not give back to this Service at start (%v); it is given another address, and the older Service keeps this one", ipaddr.Join(ips), err)
+			shownOnly = append(shownOnly, svc)
 			continue
 		}
 		restored++
 	}
+	for _, svc := range shownOnly {
+		c.alloc.Quarantine(svc.Namespace+"/"+svc.Name, statusIPs(svc))
+	}
+	c.updateQuarantineGaugeLocked()
 	c.rebuilt.Store(true)
 	c.log.Info("Ledger rebuilt from Service status", "services", restored, "duration", time.Since(start).String())
 	c.markPoolsDirty()
@@ -301,9 +317,10 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var svc corev1.Service
 	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			if released := c.forget(req.NamespacedName); len(released) > 0 {
-				c.wakePending(ctx, req.NamespacedName)
-			}
+			// Gone from the API server (the cache saw it deleted): no status
+			// shows its addresses any more.
+			c.forget(req.NamespacedName)
+			c.shown(ctx, req.NamespacedName, nil)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading Service %s: %w", req.NamespacedName, err)
@@ -347,19 +364,27 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	changed := !slices.Equal(before.IPs, asg.IPs)
 	mayHelpOthers := c.alloc.Releases() != releases
 	onNodes := c.heldNodeAddressesLocked(asg)
+	releasing := c.alloc.QuarantinedBy(request.Key)
+	c.updateQuarantineGaugeLocked()
 	c.mu.Unlock()
 
 	if changed {
 		c.markPoolsDirty()
 	}
-	if err := c.writeStatus(ctx, &svc, request, outcome{asg: asg, err: err, onNodes: onNodes}); err != nil {
+	if err := c.writeStatus(ctx, &svc, request, outcome{asg: asg, err: err, onNodes: onNodes, releasing: releasing}); err != nil {
+		c.releaseWriteFailed(&svc, releasing, err)
 		return reconcile.Result{}, err
+	}
+	// The status now shows asg.IPs and nothing else: what the Service gave up
+	// leaves quarantine.
+	if len(releasing) > 0 {
+		c.shown(ctx, req.NamespacedName, asg.IPs)
 	}
 	if err := c.writePoolAnnotation(ctx, &svc, asg); err != nil {
 		return reconcile.Result{}, err
 	}
-	// Only once the status no longer shows a freed address may another Service
-	// be given it: the status is the ledger a restart rebuilds from.
+	// A sharer's change may let a refused Service in; freed addresses wake the
+	// waiting Services from shown, once the status no longer shows them.
 	if mayHelpOthers {
 		c.wakePending(ctx, req.NamespacedName)
 	}
@@ -376,14 +401,20 @@ func (c *Controller) updatePendingGaugeLocked() {
 	servicesPending.Set(float64(n))
 }
 
-// forget releases a Service's addresses and returns what it released. The caller
-// wakes pending Services once the Service's status no longer shows them.
+func (c *Controller) updateQuarantineGaugeLocked() {
+	addressesQuarantined.Set(float64(c.alloc.QuarantinedCount()))
+}
+
+// forget releases a Service's addresses and returns what it released. They stay
+// quarantined until the caller learns, through shown, that the Service's status no
+// longer shows them.
 func (c *Controller) forget(nn types.NamespacedName) []netip.Addr {
 	c.mu.Lock()
 	held, _ := c.alloc.Get(nn.String())
 	released := c.alloc.Release(nn.String())
 	delete(c.pending, nn)
 	c.updatePendingGaugeLocked()
+	c.updateQuarantineGaugeLocked()
 	c.mu.Unlock()
 	if released {
 		c.markPoolsDirty()
@@ -391,22 +422,58 @@ func (c *Controller) forget(nn types.NamespacedName) []netip.Addr {
 	return held.IPs
 }
 
+// shown tells the allocator that the API server shows exactly ips in a Service's
+// status (its write succeeded, or it is gone), which ends the quarantine of what it
+// gave up; the Services waiting for an address are retried when that frees one.
+func (c *Controller) shown(ctx context.Context, nn types.NamespacedName, ips []netip.Addr) {
+	c.mu.Lock()
+	freed := c.alloc.Shown(nn.String(), ips)
+	c.updateQuarantineGaugeLocked()
+	c.mu.Unlock()
+	if len(freed) == 0 {
+		return
+	}
+	c.log.V(1).Info("Quarantine ended", "service", nn.String(), "addresses", ipaddr.Join(freed))
+	c.markPoolsDirty()
+	c.wakePending(ctx, nn)
+}
+
+// releaseWriteFailed reports a status write that would have released addresses:
+// until it succeeds they stay quarantined, which an operator needs to see, since a
+// pool can look full for it.
+func (c *Controller) releaseWriteFailed(svc *corev1.Service, releasing []netip.Addr, err error) {
+	if len(releasing) == 0 {
+		return
+	}
+	statusWriteFailures.Inc()
+	c.log.Info("Status of a Service that gave up addresses could not be updated; they stay reserved until it is", "service", svc.Namespace+"/"+svc.Name, "addresses", ipaddr.Join(releasing), "detail", err.Error())
+	c.recorder.Eventf(svc, corev1.EventTypeWarning, "StatusWriteFailed", "Could not update the status to release %s (retrying); no other Service is given it until this status stops showing it: %v", ipaddr.Join(releasing), err)
+}
+
 // letGo handles a Service herald no longer serves (type or class changed, or being
 // deleted): its addresses are released and herald's status fields removed.
 func (c *Controller) letGo(ctx context.Context, svc *corev1.Service) error {
 	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	released := c.forget(nn)
-	if findCondition(svc) != nil {
+	c.mu.Lock()
+	releasing := c.alloc.QuarantinedBy(nn.String())
+	c.mu.Unlock()
+	// Written even when the cached status shows nothing: the cache may not have
+	// seen the write that put the addresses there.
+	if findCondition(svc) != nil || len(releasing) > 0 {
 		if err := c.applyStatus(ctx, svc, nil, nil); err != nil {
+			c.releaseWriteFailed(svc, releasing, err)
 			return err
 		}
+	}
+	if len(releasing) > 0 {
+		c.shown(ctx, nn, nil)
 	}
 	if err := c.writePoolAnnotation(ctx, svc, allocator.Assignment{}); err != nil {
 		return err
 	}
 	if len(released) > 0 {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, "IPReleased", "Released %s: the Service is no longer a LoadBalancer herald handles", ipaddr.Join(released))
-		c.wakePending(ctx, nn)
 	}
 	return nil
 }

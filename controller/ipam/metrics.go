@@ -32,6 +32,14 @@ var (
 		Name: "herald_kube_proxy_ipvs_strict_arp_missing",
 		Help: "1 when ConfigMap kube-system/kube-proxy puts kube-proxy in IPVS mode without ipvs.strictARP (every node answers ARP for every LoadBalancer address), else 0.",
 	})
+	addressesQuarantined = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_addresses_quarantined",
+		Help: "Addresses no Service holds that are not handed out yet because the status of the Service that gave them up may still show them (its status write has not succeeded).",
+	})
+	statusWriteFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_release_status_write_failures_total",
+		Help: "Failed Service status writes that would have released addresses (each keeps them quarantined until a retry succeeds).",
+	})
 	poolNodeAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_ippool_node_addresses",
 		Help: "Addresses of an IPPool that are Nodes' own addresses (never handed out).",
@@ -39,7 +47,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending, strictARPMissing, poolNodeAddresses)
+	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending, strictARPMissing, poolNodeAddresses, addressesQuarantined, statusWriteFailures)
 	// Every reason exists as a series from the start, so rate() and alerts work
 	// before the first failure.
 	for _, r := range allocator.Reasons() {

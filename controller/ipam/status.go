@@ -43,6 +43,10 @@ type outcome struct {
 	err error
 	// onNodes are the addresses of asg that are Nodes' own.
 	onNodes []allocator.NodeAddress
+	// releasing are addresses the Service gave up that its status may still show:
+	// the status is written even when the cache shows it current, since the cache
+	// may not have seen the write that put them there.
+	releasing []netip.Addr
 }
 
 // desiredCondition is the herald.io/IPAllocated condition for an outcome.
@@ -86,7 +90,7 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, req a
 	sameIPs := slices.Equal(shown, asg.IPs) && allVIP(svc)
 	sameCond := old != nil && old.Status == cond.Status && old.Reason == cond.Reason &&
 		old.Message == cond.Message && old.ObservedGeneration == cond.ObservedGeneration
-	if sameIPs && sameCond {
+	if sameIPs && sameCond && len(o.releasing) == 0 {
 		return nil
 	}
 	cond.LastTransitionTime = metav1.Now()
