@@ -141,7 +141,7 @@ func TestLoopbackUpThenPeerDies(t *testing.T) {
 	eb.wait(t, true, 3*time.Second)
 	// Let the Poll Sequence that follows Up settle the fast timers.
 	deadline := time.Now().Add(2 * time.Second)
-	for status(t, a).TxInterval != 50*time.Millisecond && time.Now().Before(deadline) {
+	for st := status(t, a); (!settled(st, 50*time.Millisecond) || st.RemoteState != StateUp) && time.Now().Before(deadline); st = status(t, a) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	st := status(t, a)

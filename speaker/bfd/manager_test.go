@@ -260,9 +260,13 @@ func TestManagerRemoveSendsAdminDown(t *testing.T) {
 			}
 		}
 	}
-	for i := 0; i < 100 && !sender.closed; i++ {
+	for range 100 {
 		count()
-		clk.set(m.advance())
+		next := m.advance()
+		if sender.closed {
+			break
+		}
+		clk.set(next)
 	}
 	count()
 	if admin != DefaultMultiplier || !sender.closed {
