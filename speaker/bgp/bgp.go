@@ -10,8 +10,21 @@
 // unicast, only to the neighbors of that VRF.
 //
 // Listening: gobgp only opens its listener when the server starts, so peers
-// that dial us (Passive) live on a second gobgp server that exists only while
-// at least one passive peer is wanted. Nothing listens otherwise.
+// that dial us (Passive) live on a second gobgp server that is started only
+// while at least one passive peer is wanted. Nothing listens otherwise.
+//
+// Received routes: a default import policy rejects every route a router sends,
+// so none reaches gobgp's RIB or the VRFs (gobgp still keeps what it received in
+// its Adj-RIB-In; see README for the measured cost).
+//
+// Graceful restart (RFC 4724): a peer with GracefulRestart negotiates it, and
+// every session's first OPEN after the process started says "restarting, with
+// forwarding state kept", so a router that kept our routes while we restarted
+// keeps them until our End-of-RIB. Routes are in place before a neighbor is
+// created, so that End-of-RIB never comes before them. Close withdraws first
+// (a real shutdown); Abandon leaves the sessions for the kernel to close when
+// the process exits, without a NOTIFICATION, which is what makes a router keep
+// the routes.
 package bgp
 
 import (
@@ -43,6 +56,10 @@ type Peer struct {
 	EBGPMultihopTTL uint8         // 0 → not multihop
 	SourceAddress   netip.Addr    // zero → the kernel chooses
 	Passive         bool          // do not dial; wait for the peer (only then do we listen)
+	// GracefulRestart is the restart time offered to the router (RFC 4724):
+	// how long it keeps our routes after the session ends without a
+	// NOTIFICATION. 0 turns graceful restart off.
+	GracefulRestart time.Duration
 }
 
 // LargeCommunity is an RFC 8092 large community.
@@ -80,7 +97,12 @@ type PeerStatus struct {
 	Since                        time.Time // when State was entered
 	PrefixesSent                 int       // prefixes currently advertised to this peer
 	UpdatesSent, UpdatesReceived uint64    // since the current gobgp neighbor was configured
+	PrefixesReceived             int       // prefixes the router sends us (all rejected by the import policy)
 	LastError                    string    // last problem with this session; cleared when Established
+	// PasswordPending says the password changed while the session was up: the
+	// session keeps its connection (TCP MD5 keys belong to it) and the new
+	// password is used from its next connection on.
+	PasswordPending bool
 }
 
 // Session states as reported in PeerStatus.State.
@@ -105,7 +127,7 @@ type Speaker struct {
 	// setMu serialises changes to gobgp: Set, redials and Close.
 	setMu   sync.Mutex
 	dialer  *instance // never listens
-	passive *instance // nil unless a passive peer is wanted
+	passive *instance // made with the first passive peer, started while one is wanted
 	// passiveFailed and passiveErr record the last failure to start the
 	// listening server.
 	passiveFailed time.Time
@@ -122,10 +144,13 @@ type Speaker struct {
 	order  []*peer // desired peers sorted by name
 }
 
-// instance is one gobgp server.
+// instance is one gobgp server. gobgp's Serve never returns, so servers are
+// made once and started and stopped as needed (StopBgp keeps Serve for the
+// next StartBgp).
 type instance struct {
-	srv    *server.BgpServer
-	cancel context.CancelFunc // stops its event watch
+	srv     *server.BgpServer
+	cancel  context.CancelFunc // stops its event watch; nil while stopped
+	started bool
 }
 
 type peer struct {
@@ -139,8 +164,17 @@ type peer struct {
 	seen       uint64
 	routes     map[netip.Prefix]*installed
 	added      time.Time // when the gobgp neighbor was last (re)created
+	// opened is set once a neighbor was made for this peer: only the first
+	// session of the process says it is restarting (RFC 4724 R and F bits).
+	opened bool
+	// heldUntil: the session is kept down until then (see holdDown).
+	heldUntil time.Time
+	// running is the configuration gobgp's neighbor was made with; it differs
+	// from cfg only in a password not yet in use (see Set).
+	running Peer
 
 	// Guarded by Speaker.mu.
+	pwPending bool // running.Password != cfg.Password
 	name    string
 	addr    netip.Addr
 	state   string
@@ -180,8 +214,8 @@ func New(ctx context.Context, cfg Config) (*Speaker, error) {
 		peers:  map[string]*peer{},
 		byAddr: map[string]*peer{},
 	}
-	d, err := s.startInstance(ctx, -1)
-	if err != nil {
+	d := s.newInstance()
+	if err := s.startInstance(ctx, d, -1); err != nil {
 		cancel()
 		return nil, fmt.Errorf("starting BGP speaker: %w", err)
 	}
@@ -253,13 +287,27 @@ func (s *Speaker) Set(ctx context.Context, d Desired) error {
 			p.cfg = want
 			continue
 		}
-		if p.configured && p.cfg != want {
-			// Any change resets only this session: gobgp's UpdatePeer
-			// would too for most fields and cannot move a peer between
-			// the dialing and the listening server.
-			s.removeNeighbor(ctx, p)
+		if p.configured && p.running != want {
+			if s.passwordOnly(p, want) {
+				// TCP MD5 keys belong to the connection: an established
+				// session keeps working with the old one, and resetting
+				// it now would only cut it until the router has the new
+				// password too. The new password is used when the
+				// session next connects (redial re-creates the neighbor).
+				if want.Password != p.cfg.Password {
+					s.log.Info("BGP password changed; the established session keeps its connection, the next one uses the new password", "peer", want.Name)
+				}
+			} else {
+				// Any other change resets only this session: gobgp's
+				// UpdatePeer would too for most fields and cannot move
+				// a peer between the dialing and the listening server.
+				s.removeNeighbor(ctx, p)
+			}
 		}
 		p.cfg = want
+		s.mu.Lock()
+		p.pwPending = p.configured && p.running.Password != want.Password
+		s.mu.Unlock()
 	}
 
 	// Forget peers that are no longer wanted. Deleting the neighbor closes
@@ -272,27 +320,32 @@ func (s *Speaker) Set(ctx context.Context, d Desired) error {
 			orderChanged = true
 		}
 	}
-	if s.passive != nil && !s.anyPassive() {
+	if s.passive != nil && s.passive.started && !s.anyPassive() {
 		s.stopInstance(ctx, s.passive)
-		s.mu.Lock() // Status reads it under mu
-		s.passive = nil
-		s.mu.Unlock()
 	}
 
+	// Routes go into a peer's VRF before its neighbor is made: gobgp sends
+	// End-of-RIB right after the routes it has when the session comes up, and
+	// a router that kept our routes through a graceful restart drops those
+	// not sent by then.
 	for i := range d.Peers {
 		p := s.peers[d.Peers[i].Name]
 		if p == nil || p.bad {
 			continue
 		}
-		if !p.configured {
-			if err := s.addNeighbor(ctx, p); err != nil {
-				errs = append(errs, fmt.Errorf("adding peer %s: %w", p.cfg.Name, err))
-				s.setError(p, err.Error())
-				continue
-			}
+		if err := s.ensureVRF(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("adding peer %s: %w", p.cfg.Name, err))
+			s.setError(p, err.Error())
+			continue
 		}
 		if err := s.syncRoutes(ctx, p, d.Routes[p.cfg.Name]); err != nil {
 			errs = append(errs, err)
+		}
+		if !p.configured && !time.Now().Before(p.heldUntil) {
+			if err := s.addNeighbor(ctx, p); err != nil {
+				errs = append(errs, fmt.Errorf("adding peer %s: %w", p.cfg.Name, err))
+				s.setError(p, err.Error())
+			}
 		}
 	}
 
@@ -318,29 +371,87 @@ func (s *Speaker) anyPassive() bool {
 }
 
 // passiveRetry spaces attempts to listen after one failed.
-const passiveRetry = time.Minute
+var passiveRetry = time.Minute // a variable for tests
 
-// addNeighbor creates p's VRF (on the server its mode needs) and neighbor.
-func (s *Speaker) addNeighbor(ctx context.Context, p *peer) error {
+// passwordOnly says whether want differs from p's configuration only in its
+// password while p's session is up.
+func (s *Speaker) passwordOnly(p *peer, want Peer) bool {
+	old := p.running
+	old.Password = want.Password
+	s.mu.Lock()
+	up := p.state == StateEstablished
+	s.mu.Unlock()
+	return up && old == want
+}
+
+// listener returns the started listening server, starting it if needed.
+func (s *Speaker) listener(ctx context.Context) (*instance, error) {
+	if s.passive != nil && s.passive.started {
+		return s.passive, nil
+	}
+	if time.Since(s.passiveFailed) < passiveRetry {
+		return nil, fmt.Errorf("starting listener on port %d: %w (retrying every %v)", s.cfg.ListenPort, s.passiveErr, passiveRetry)
+	}
+	fail := func(err error) (*instance, error) {
+		s.passiveFailed, s.passiveErr = time.Now(), err
+		return nil, fmt.Errorf("starting listener on port %d: %w", s.cfg.ListenPort, err)
+	}
+	if err := probeListen(s.cfg.ListenPort); err != nil {
+		return fail(err)
+	}
+	if s.passive == nil {
+		in := s.newInstance()
+		s.mu.Lock() // Status reads it under mu
+		s.passive = in
+		s.mu.Unlock()
+	}
+	if err := s.startInstance(ctx, s.passive, s.cfg.ListenPort); err != nil {
+		// Another process took the port since the probe. The server may
+		// hold a listener it opened before failing: it is given up (its
+		// Serve goroutine stays, once per such race).
+		s.mu.Lock()
+		s.passive = nil
+		s.mu.Unlock()
+		return fail(err)
+	}
+	return s.passive, nil
+}
+
+// ensureVRF gives p a VRF on the server its mode needs.
+func (s *Speaker) ensureVRF(ctx context.Context, p *peer) error {
 	inst := s.dialer
 	if p.cfg.Passive {
-		if s.passive == nil {
-			// Each failed start leaves gobgp's Serve goroutine behind (it
-			// cannot be ended), so a port held by another daemon is retried
-			// only every passiveRetry, not at every Set.
-			if time.Since(s.passiveFailed) < passiveRetry {
-				return fmt.Errorf("starting listener on port %d: %w (retrying every %v)", s.cfg.ListenPort, s.passiveErr, passiveRetry)
-			}
-			in, err := s.startInstance(ctx, s.cfg.ListenPort)
-			if err != nil {
-				s.passiveFailed, s.passiveErr = time.Now(), err
-				return fmt.Errorf("starting listener on port %d: %w", s.cfg.ListenPort, err)
-			}
-			s.mu.Lock() // Status reads it under mu
-			s.passive = in
-			s.mu.Unlock()
+		var err error
+		if inst, err = s.listener(ctx); err != nil {
+			return err
 		}
-		inst = s.passive
+	}
+	if p.inst != inst {
+		if p.configured {
+			s.removeNeighbor(ctx, p)
+		}
+		s.dropVRF(ctx, p)
+	}
+	if p.vrf != "" {
+		return nil
+	}
+	s.nextVRF++
+	id := s.nextVRF
+	v, err := vrf(id)
+	if err != nil {
+		return err
+	}
+	if err := inst.srv.AddVrf(ctx, &api.AddVrfRequest{Vrf: v}); err != nil {
+		return fmt.Errorf("adding VRF: %w", err)
+	}
+	p.inst, p.vrf, p.vrfID = inst, v.Name, id
+	return nil
+}
+
+// addNeighbor creates p's neighbor in its VRF (see ensureVRF).
+func (s *Speaker) addNeighbor(ctx context.Context, p *peer) error {
+	if p.vrf == "" {
+		return fmt.Errorf("peer %s has no VRF", p.cfg.Name)
 	}
 	key := p.cfg.Address.String()
 	s.mu.Lock()
@@ -349,33 +460,21 @@ func (s *Speaker) addNeighbor(ctx context.Context, p *peer) error {
 	if other != nil && other != p {
 		return fmt.Errorf("address %s is already used by peer %s", key, other.name)
 	}
-	if p.inst != inst {
-		s.dropVRF(ctx, p)
-	}
-	if p.vrf == "" {
-		s.nextVRF++
-		id := s.nextVRF
-		v, err := vrf(id)
-		if err != nil {
-			return err
-		}
-		if err := inst.srv.AddVrf(ctx, &api.AddVrfRequest{Vrf: v}); err != nil {
-			return fmt.Errorf("adding VRF: %w", err)
-		}
-		p.inst, p.vrf, p.vrfID = inst, v.Name, id
-	}
 	s.mu.Lock()
 	s.byAddr[key] = p
 	p.addr = p.cfg.Address
 	s.mu.Unlock()
-	if err := inst.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p.cfg, p.vrf)}); err != nil {
+	if err := p.inst.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p.cfg, p.vrf, !p.opened)}); err != nil {
 		s.mu.Lock()
 		delete(s.byAddr, key)
 		s.mu.Unlock()
 		return err
 	}
-	p.configured = true
+	p.configured, p.opened, p.running = true, true, p.cfg
 	p.added = time.Now()
+	s.mu.Lock()
+	p.pwPending = false
+	s.mu.Unlock()
 	return nil
 }
 
@@ -466,7 +565,10 @@ func (s *Speaker) syncRoutes(ctx context.Context, p *peer, want []Route) error {
 
 // Status reports every desired peer, sorted by name.
 func (s *Speaker) Status() []PeerStatus {
-	type counters struct{ sent, recv uint64 }
+	type counters struct {
+		sent, recv uint64
+		prefixes   int
+	}
 	byAddr := map[string]counters{}
 	s.mu.Lock()
 	insts := []*instance{s.dialer, s.passive}
@@ -481,7 +583,11 @@ func (s *Speaker) Status() []PeerStatus {
 				return
 			}
 			m := ap.State.Messages
-			byAddr[ap.Conf.NeighborAddress] = counters{m.GetSent().GetUpdate(), m.GetReceived().GetUpdate()}
+			c := counters{sent: m.GetSent().GetUpdate(), recv: m.GetReceived().GetUpdate()}
+			for _, af := range ap.AfiSafis {
+				c.prefixes += int(af.GetState().GetReceived())
+			}
+			byAddr[ap.Conf.NeighborAddress] = c
 		})
 		cancel()
 	}
@@ -493,11 +599,12 @@ func (s *Speaker) Status() []PeerStatus {
 		st := PeerStatus{Name: p.name, Address: p.addr, State: p.state, Since: p.since, LastError: p.lastErr}
 		if s.byAddr[p.addr.String()] == p {
 			c := byAddr[p.addr.String()]
-			st.UpdatesSent, st.UpdatesReceived = c.sent, c.recv
+			st.UpdatesSent, st.UpdatesReceived, st.PrefixesReceived = c.sent, c.recv, c.prefixes
 		}
 		if p.state == StateEstablished {
 			st.PrefixesSent = p.sent
 		}
+		st.PasswordPending = p.pwPending
 		out = append(out, st)
 	}
 	return out
@@ -545,6 +652,37 @@ func (s *Speaker) Close(ctx context.Context) error {
 	s.cancel()
 	s.done.Wait()
 	return errors.Join(errs...)
+}
+
+// Abandon stops the speaker for a restart of its process: routes stay
+// announced and sessions open until the process exits and the kernel closes
+// the connections, without a NOTIFICATION, so a router with graceful restart
+// keeps the routes for the restart time. Nothing may be called after it.
+func (s *Speaker) Abandon() {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.cancel()
+	s.done.Wait()
+}
+
+// ResetPeer closes the session with peer name at once and dials it again (or
+// waits for it, if passive) as after any failure: BFD found the path to the
+// router gone, long before the hold timer would.
+func (s *Speaker) ResetPeer(ctx context.Context, name string) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	p := s.peers[name]
+	if s.closed || p == nil || !p.configured {
+		return
+	}
+	s.removeNeighbor(ctx, p)
+	if err := s.addNeighbor(ctx, p); err != nil {
+		s.setError(p, fmt.Sprintf("re-adding peer: %v", err))
+	}
 }
 
 // waitDown waits until none of ps is Established any more, or ctx ends.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,39 +23,93 @@ import (
 // which never leave the process.
 const globalASN = 64512
 
-func (s *Speaker) startInstance(ctx context.Context, port int32) (*instance, error) {
+func (s *Speaker) newInstance() *instance {
 	srv := server.NewBgpServer(server.LoggerOption(&gobgpLogger{s: s}))
 	go srv.Serve()
-	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+	return &instance{srv: srv}
+}
+
+// startInstance starts a stopped gobgp server, listening on port (-1: not at
+// all), with the import policy that keeps no received route.
+func (s *Speaker) startInstance(ctx context.Context, in *instance, port int32) error {
+	err := in.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:        globalASN,
 		RouterId:   s.cfg.RouterID.String(),
 		ListenPort: port,
 	}})
 	if err != nil {
-		srv.Stop()
-		return nil, err
+		return err
+	}
+	in.started = true
+	if err := rejectReceived(ctx, in.srv); err != nil {
+		s.stopInstance(ctx, in)
+		return fmt.Errorf("setting the import policy: %w", err)
 	}
 	wctx, cancel := context.WithCancel(s.ctx)
-	in := &instance{srv: srv, cancel: cancel}
-	err = srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+	in.cancel = cancel
+	err = in.srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
 		s.onPeerEvent(r)
 	})
 	if err != nil {
-		cancel()
-		srv.Stop()
-		return nil, fmt.Errorf("watching peer events: %w", err)
+		s.stopInstance(ctx, in)
+		return fmt.Errorf("watching peer events: %w", err)
 	}
-	return in, nil
+	return nil
 }
 
-// stopInstance stops a gobgp server (closing its sessions) and forgets
-// everything that lived on it. gobgp has no way to end Serve, so its
-// goroutine stays, idle.
+// rejectReceived makes the server keep only its own (local) routes: routers may
+// send anything, up to a full Internet table, and herald needs none of it.
+// gobgp applies the global import policy to local paths as well, hence the
+// statement that accepts them.
+func rejectReceived(ctx context.Context, srv *server.BgpServer) error {
+	const name = "herald-local-only"
+	err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{
+		Name: name,
+		Statements: []*api.Statement{{
+			Name:       name + "-local",
+			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+		}},
+	}})
+	if err != nil {
+		return err
+	}
+	return srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global", // gobgp's name for the global RIB's assignment
+		Direction:     api.PolicyDirection_IMPORT,
+		Policies:      []*api.Policy{{Name: name}},
+		DefaultAction: api.RouteAction_REJECT,
+	}})
+}
+
+// probeListen says whether gobgp could listen on port (it listens on 0.0.0.0
+// and ::). A gobgp server whose start failed half way keeps the listener it
+// did open, so it is only started when this says yes.
+func probeListen(port int32) error {
+	for _, a := range [][2]string{{"tcp4", "0.0.0.0"}, {"tcp6", "::"}} {
+		l, err := net.Listen(a[0], net.JoinHostPort(a[1], strconv.Itoa(int(port))))
+		if err != nil {
+			return err
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// stopInstance stops a gobgp server (closing its sessions and listeners) and
+// forgets everything that lived on it. The server can be started again.
 func (s *Speaker) stopInstance(ctx context.Context, in *instance) {
+	if !in.started {
+		return
+	}
 	if err := in.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		s.log.Warn("stopping gobgp", "error", err)
 	}
-	in.cancel()
+	in.started = false
+	if in.cancel != nil {
+		in.cancel()
+		in.cancel = nil
+	}
 	for _, p := range s.peers {
 		if p.inst != in {
 			continue
@@ -100,7 +156,18 @@ func (s *Speaker) onPeerEvent(r *api.WatchEventResponse) {
 	}
 }
 
+// prefixLimitRetry spaces dials after we closed a session for sending too many
+// routes: it would only send them again. A variable for tests.
+var prefixLimitRetry = time.Minute
+
 func (s *Speaker) redial(p *peer) {
+	s.mu.Lock()
+	limited := strings.Contains(p.lastErr, "routes of one family")
+	s.mu.Unlock()
+	if limited {
+		s.holdDown(p)
+		return
+	}
 	s.setMu.Lock()
 	delay := p.cfg.ConnectRetry - time.Second
 	s.setMu.Unlock()
@@ -129,6 +196,38 @@ func (s *Speaker) redial(p *peer) {
 		return
 	}
 	s.removeNeighbor(ctx, p)
+	if err := s.addNeighbor(ctx, p); err != nil {
+		s.setError(p, fmt.Sprintf("re-adding peer: %v", err))
+	}
+}
+
+// holdDown keeps p's session down for prefixLimitRetry: gobgp would dial again
+// after its idle hold, and the router would send the same routes again.
+func (s *Speaker) holdDown(p *peer) {
+	s.setMu.Lock()
+	if s.closed || s.peers[p.cfg.Name] != p || !p.configured {
+		s.setMu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	s.removeNeighbor(ctx, p)
+	cancel()
+	p.heldUntil = time.Now().Add(prefixLimitRetry)
+	s.setMu.Unlock()
+
+	select {
+	case <-s.ctx.Done():
+		return
+	case <-time.After(prefixLimitRetry):
+	}
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	if s.closed || s.peers[p.cfg.Name] != p || p.configured || p.bad || p.vrf == "" {
+		return
+	}
+	p.heldUntil = time.Time{}
+	ctx, cancel = context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
 	if err := s.addNeighbor(ctx, p); err != nil {
 		s.setError(p, fmt.Sprintf("re-adding peer: %v", err))
 	}
@@ -213,7 +312,13 @@ var families = []*api.Family{
 	{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
 }
 
-func apiPeer(p Peer, vrf string) *api.Peer {
+// maxReceivedPrefixes is how many routes of one family a router may send before
+// the session is closed (a variable for tests).
+var maxReceivedPrefixes uint32 = 100_000
+
+// apiPeer is gobgp's neighbor for p. restarting marks the process's first
+// session with the peer (see the package comment on graceful restart).
+func apiPeer(p Peer, vrf string, restarting bool) *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
@@ -241,8 +346,31 @@ func apiPeer(p Peer, vrf string) *api.Peer {
 	if p.EBGPMultihopTTL > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.EBGPMultihopTTL)}
 	}
+	gr := p.GracefulRestart > 0
+	if gr {
+		ap.GracefulRestart = &api.GracefulRestart{
+			Enabled:     true,
+			RestartTime: uint32(p.GracefulRestart / time.Second),
+			// With the R and F bits set, gobgp holds our routes back until
+			// the router's End-of-RIB or this many seconds (0 would mean
+			// gobgp's default, 360 s).
+			DeferralTime:    1,
+			LocalRestarting: restarting,
+		}
+	}
 	for _, f := range families {
-		ap.AfiSafis = append(ap.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}})
+		as := &api.AfiSafi{
+			Config: &api.AfiSafiConfig{Family: f, Enabled: true},
+			// gobgp keeps every received route in its Adj-RIB-In whatever
+			// the import policy says (about 350 bytes each): a router
+			// sending a full table would push the speaker past its memory
+			// limit, and the OOM kill would stop layer 2 too.
+			PrefixLimits: &api.PrefixLimit{Family: f, MaxPrefixes: maxReceivedPrefixes},
+		}
+		if gr {
+			as.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		ap.AfiSafis = append(ap.AfiSafis, as)
 	}
 	return ap
 }
@@ -409,6 +537,9 @@ func describe(msg string, f gobgplog.Fields) (text string, closed bool) {
 		code, _ := f["Code"].(uint8)
 		sub, _ := f["Subcode"].(uint8)
 		text := who + notification(code, sub)
+		if msg == "sent notification" && code == bgp.BGP_ERROR_CEASE && sub == bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED {
+			return fmt.Sprintf("%s: the router sent more than %d routes of one family; herald uses none of them, so have the router send this peer nothing (an outbound filter). Retrying every %v", text, maxReceivedPrefixes, prefixLimitRetry), false
+		}
 		if r, _ := f["Communicated-Reason"].(string); r != "" {
 			text += ": " + r
 		}
