@@ -280,6 +280,12 @@ func (a *Allocator) Assign(req Request) (Assignment, error) {
 		}
 		if firstErr == nil || firstErr.Reason == ReasonPoolExhausted || firstErr.Reason == ReasonFamilyUnavailable {
 			firstErr = exhausted(cands, want, req.Policy)
+			if firstErr.Reason == ReasonPoolExhausted {
+				// No count: the condition would be rewritten each time it moved.
+				if a.quarantineBlocks(cands, want) {
+					firstErr.Message += "; addresses other Services gave up become free once their status is updated"
+				}
+			}
 		}
 		return a.assignment(cur), firstErr
 	}

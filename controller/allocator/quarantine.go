@@ -141,3 +141,18 @@ func (a *Allocator) quarantinedFor(ip netip.Addr, key string) *Error {
 	slices.Sort(others)
 	return &Error{ReasonRequestedIPInUse, fmt.Sprintf("%s was released by Service %s, whose status still shows it; it can be given again once that status is updated", ip, others[0])}
 }
+
+// quarantineBlocks reports whether a quarantined address nobody holds, of a
+// family wanted, lies in one of the pools given: what a refusal for a full pool
+// should mention.
+func (a *Allocator) quarantineBlocks(cands []*pool, want []Family) bool {
+	for ip := range a.quarantined {
+		if len(a.ips[ip]) > 0 || !slices.Contains(want, FamilyOf(ip)) {
+			continue
+		}
+		if slices.ContainsFunc(cands, func(p *pool) bool { return p.Addresses != nil && p.Addresses.Contains(ip) }) {
+			return true
+		}
+	}
+	return false
+}

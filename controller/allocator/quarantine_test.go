@@ -34,8 +34,8 @@ func TestQuarantineUntilShown(t *testing.T) {
 	if st, _ := a.PoolStats("a"); st[IPv4].Used != 2 {
 		t.Errorf("pool a used = %d; want 2 (a quarantined address is not free)", st[IPv4].Used)
 	}
-	if _, err := a.Assign(Request{Key: "s3"}); ReasonOf(err) != ReasonPoolExhausted {
-		t.Errorf("Assign(s3) while 10.0.0.0 is quarantined: %v; want PoolExhausted", err)
+	if _, err := a.Assign(Request{Key: "s3"}); ReasonOf(err) != ReasonPoolExhausted || !strings.Contains(err.Error(), "addresses other Services gave up become free") {
+		t.Errorf("Assign(s3) while 10.0.0.0 is quarantined: %v; want PoolExhausted saying one address waits", err)
 	}
 	_, err := a.Assign(Request{Key: "s4", IPs: addrs("10.0.0.0")})
 	if ReasonOf(err) != ReasonRequestedIPInUse || !contains(err.Error(), "Service s1, whose status still shows it") {
