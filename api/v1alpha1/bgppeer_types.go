@@ -74,7 +74,10 @@ type BGPPeerSpec struct {
 	EBGPMultihop *bool `json:"ebgpMultihop,omitempty"`
 
 	// sourceAddress is the nodes' address the session starts from. Empty lets the
-	// kernel choose. It must be configured on each selected node.
+	// kernel choose. It must be configured on each selected node. It is also the
+	// next hop of the routes of its family sent on this session (otherwise the
+	// Node's InternalIP of that family), so traffic comes in where the session
+	// runs.
 	// +optional
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IP address, e.g. 10.0.0.11 or fd00::11"
@@ -84,6 +87,62 @@ type BGPPeerSpec struct {
 	// it; the speakers then listen on TCP port 179.
 	// +optional
 	Passive bool `json:"passive,omitempty"`
+
+	// gracefulRestart (RFC 4724) lets a speaker restart (a DaemonSet rollout)
+	// without the router dropping its routes: the router keeps them for
+	// restartTimeSeconds after the session ends without a NOTIFICATION, and the
+	// restarted speaker sends them again. A real shutdown (the node cordoned or
+	// deleted, herald uninstalled, the Pod deleted by hand) still withdraws the
+	// routes first. Set {} for the defaults.
+	// +optional
+	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
+
+	// bfd runs a BFD session (RFC 5880, single hop, RFC 5881) with the router
+	// next to the BGP session: a router running BFD drops a dead node's routes
+	// within the detection time (receive interval × multiplier) instead of the
+	// hold time, and the node closes the BGP session as soon as BFD finds the
+	// router gone. The router must be configured for BFD with this node too.
+	// Set {} for the defaults (300 ms × 3).
+	// +optional
+	BFD *BFD `json:"bfd,omitempty"`
+}
+
+// GracefulRestart configures BGP graceful restart for a peer.
+type GracefulRestart struct {
+	// restartTimeSeconds is how long the router keeps a restarting node's routes.
+	// A speaker restart takes a few seconds; too long a time keeps a crashed
+	// node's routes at a router without BFD for that long. Default 120.
+	// +optional
+	// +kubebuilder:default=120
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4095
+	RestartTimeSeconds int32 `json:"restartTimeSeconds,omitempty"`
+}
+
+// BFD configures a peer's BFD session (asynchronous mode).
+type BFD struct {
+	// receiveIntervalMilliseconds is the shortest interval between received BFD
+	// packets the node asks for. Default 300.
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	ReceiveIntervalMilliseconds int32 `json:"receiveIntervalMilliseconds,omitempty"`
+	// transmitIntervalMilliseconds is the interval between the BFD packets the
+	// node sends, once the session is up (the router may ask for a longer one).
+	// Default 300.
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	TransmitIntervalMilliseconds int32 `json:"transmitIntervalMilliseconds,omitempty"`
+	// detectMultiplier is how many intervals without a packet make the session
+	// down. Default 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=255
+	DetectMultiplier int32 `json:"detectMultiplier,omitempty"`
 }
 
 // SecretKeyRef names a key of a Secret in herald's namespace.
@@ -148,6 +207,10 @@ type BGPPeerNodeStatus struct {
 	// established.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
+	// bfd is the state of the node's BFD session with the peer (Up, Down, Init,
+	// AdminDown), when BFD is configured.
+	// +optional
+	BFD string `json:"bfd,omitempty"`
 }
 
 // BGPPeer is a router the speakers keep BGP sessions with, to announce Services'
