@@ -122,33 +122,6 @@ func BenchmarkManagerTransmit(b *testing.B) {
 	b.ReportMetric(float64(sent)/float64(b.N), "sent/op")
 }
 
-// BenchmarkUDP is one packet through the real sockets on loopback: Send on a
-// session's socket, the GTSM check, Recv.
-func BenchmarkUDP(b *testing.B) {
-	lo := netip.MustParseAddr("127.0.0.1")
-	port := testPort(99)
-	u, err := NewUDP(UDPConfig{Port: port, DstPort: port, Listen: []netip.Addr{lo}})
-	if err != nil {
-		b.Skip(err)
-	}
-	defer u.Close()
-	s, err := u.Dial(netip.Addr{}, lo)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	buf := make([]byte, maxDatagram)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Send(frrUp); err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := u.Recv(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkSessionMemory reports the heap a Manager holds per session (a
 // nop socket: a real one adds a file descriptor and the kernel's buffers).
 func BenchmarkSessionMemory(b *testing.B) {

@@ -43,3 +43,11 @@ type Sender interface {
 	Send(b []byte) error
 	Close() error
 }
+
+// datagram is one received datagram, passed by value so reception does not
+// allocate.
+type datagram struct {
+	b    [maxDatagram]byte
+	n    int
+	from netip.Addr
+}

@@ -41,12 +41,6 @@ type UDP struct {
 	dropTTL atomic.Uint64
 }
 
-type datagram struct {
-	b    [maxDatagram]byte
-	n    int
-	from netip.Addr
-}
-
 var _ Conn = (*UDP)(nil)
 
 // NewUDP opens the receive sockets. The caller owns the result and must

@@ -114,3 +114,30 @@ func TestParseTTL(t *testing.T) {
 		t.Errorf("parseTTL allocates %v times", n)
 	}
 }
+
+// BenchmarkUDP is one packet through the real sockets on loopback: Send on a
+// session's socket, the GTSM check, Recv.
+func BenchmarkUDP(b *testing.B) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	port := testPort(99)
+	u, err := NewUDP(UDPConfig{Port: port, DstPort: port, Listen: []netip.Addr{lo}})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer u.Close()
+	s, err := u.Dial(netip.Addr{}, lo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, maxDatagram)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Send(frrUp); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := u.Recv(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
