@@ -41,11 +41,11 @@ func (m *Manager) reportLocked(ss *session, from State) {
 	}
 	st := ss.s.State()
 	switch {
-	case st == StateUp && !ss.up:
-		ss.up = true
-		m.notes.push(ss.peer.Address, true)
 	case st == StateUp:
-		// Up again after the peer's AdminDown: already reported up.
+		if !ss.up {
+			m.notes.push(ss.peer.Address, true)
+		}
+		ss.up = true
 	case from == StateUp && ss.s.RemoteState() == StateAdminDown:
 		// RFC 5882 §3.2: the peer took BFD down on purpose; the path is not
 		// known to have failed. Clients keep their sessions.
@@ -62,7 +62,8 @@ func (m *Manager) receive(b []byte, from netip.Addr) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
-		m.dropLocked(err.(DropReason), from)
+		r, _ := err.(DropReason) // Unmarshal returns nothing else
+		m.dropLocked(r, from)
 		return
 	}
 	var ss *session

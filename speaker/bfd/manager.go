@@ -70,7 +70,8 @@ type Config struct {
 	// signalled Down. A peer that goes AdminDown is not a failure (RFC 5882
 	// §3.2): no call, and the next Up may repeat up=true. Removed sessions
 	// report nothing. Calls come in order from one goroutine of the
-	// Manager's, never from the caller's, and must not block for long.
+	// Manager's, never from the caller's; it must not block for long nor
+	// call Close or Stop (they wait for it). None come after Stop returns.
 	OnChange func(peer netip.Addr, up bool)
 	// Conn is the network; nil opens NewUDP(UDP). The Manager owns it and
 	// closes it.
