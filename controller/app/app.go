@@ -51,8 +51,12 @@ type Config struct {
 	QPS   float32
 	Burst int
 	// MemberlistSecret names the Secret, in LeaderElectionNamespace, holding the
-	// speakers' memberlist key; the leader creates it when missing. Empty: none.
+	// speakers' memberlist key; the leader creates it, recreates it when
+	// deleted and rotates the key when asked (package memberkey). Empty: none.
 	MemberlistSecret string
+	// MemberlistKeyInterval and MemberlistKeyGrace tune the key's keeper
+	// (memberkey.Keeper); zero takes its defaults (5 s, 10 min).
+	MemberlistKeyInterval, MemberlistKeyGrace time.Duration
 	// SkipNameValidation lets several controllers run in one process, as tests do.
 	SkipNameValidation bool
 	// IPAM configures the Service controller.
@@ -61,8 +65,9 @@ type Config struct {
 	Logger logr.Logger
 }
 
-// The controller creates the speakers' memberlist key (memberkey.Ensure).
-// +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get;create
+// The controller creates, recreates and rotates the speakers' memberlist key
+// (memberkey.Keeper).
+// +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get;create;update
 
 // Scheme returns the types the controller reads and writes.
 func Scheme() (*runtime.Scheme, error) {
@@ -138,25 +143,20 @@ func New(rc *rest.Config, cfg Config) (manager.Manager, *ipam.Controller, error)
 		if cfg.LeaderElectionNamespace == "" {
 			return nil, nil, fmt.Errorf("the memberlist Secret needs a namespace (--leader-elect-namespace or POD_NAMESPACE)")
 		}
-		log := cfg.Logger.WithName("memberkey")
-		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			// Retried, not fatal: the speakers wait for the key, and a transient
-			// API error must not restart the controller.
-			for {
-				err := memberkey.Ensure(ctx, cs, cfg.LeaderElectionNamespace, cfg.MemberlistSecret, log)
-				if err == nil {
-					return nil
-				}
-				log.Error(err, "Ensuring the memberlist key Secret; retrying in 5s")
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(5 * time.Second):
-				}
-			}
-		}))
-		if err != nil {
-			return nil, nil, fmt.Errorf("adding the memberlist key runnable: %w", err)
+		keeper := &memberkey.Keeper{
+			Secrets:   cs.CoreV1().Secrets(cfg.LeaderElectionNamespace),
+			Namespace: cfg.LeaderElectionNamespace,
+			Name:      cfg.MemberlistSecret,
+			Recorder:  mgr.GetEventRecorderFor("herald-controller"),
+			Log:       cfg.Logger.WithName("memberkey"),
+			Interval:  cfg.MemberlistKeyInterval,
+			Grace:     cfg.MemberlistKeyGrace,
+		}
+		// A leader-elected runnable: only the leader writes the Secret, and it
+		// keeps it for as long as it leads (a deleted Secret comes back within
+		// the keeper's interval, not at the next election).
+		if err := mgr.Add(manager.RunnableFunc(keeper.Run)); err != nil {
+			return nil, nil, fmt.Errorf("adding the memberlist key keeper: %w", err)
 		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

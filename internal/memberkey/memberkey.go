@@ -1,22 +1,39 @@
-// Package memberkey makes sure the Secret holding the speakers' memberlist
-// encryption key exists. The controller creates it once, with a random AES-256 key;
-// speakers read it and refuse to start without it unless told to run unencrypted.
+// Package memberkey keeps the Secret holding the speakers' memberlist encryption
+// keys, and decides how speakers move from one key to the next. The controller
+// creates the Secret with a random AES-256 key, recreates it when deleted and
+// rotates the key when asked (Keeper); speakers read it, refuse to start without
+// it unless told to run unencrypted, and roll a new key into memberlist's
+// keyring without splitting the cluster (Next).
 package memberkey
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
-// DataKey is the key in the Secret's data that holds the memberlist key.
+// DataKey is the key in the Secret's data that holds the memberlist key: the one
+// speakers encrypt with once a rotation is over.
 const DataKey = "secretkey"
+
+// PreviousDataKey holds, during a rotation, the key DataKey replaced: a speaker
+// that starts then decrypts with it too, as members that have not switched yet
+// still encrypt with it. The controller drops it after Grace.
+const PreviousDataKey = "previouskey"
+
+// Annotations on the Secret.
+const (
+	// AnnotationRotate asks for a new key: set it to a value it has not had
+	// (a date, say). The controller rotates once per value.
+	AnnotationRotate = "herald.io/rotate-key"
+	// AnnotationRotated is the AnnotationRotate value the controller last
+	// rotated for.
+	AnnotationRotated = "herald.io/rotated-key"
+	// AnnotationRotatedAt is when the current key replaced PreviousDataKey
+	// (RFC 3339); PreviousDataKey goes Grace after it.
+	AnnotationRotatedAt = "herald.io/rotated-at"
+)
 
 // KeySize is the length of the keys the controller makes: 32 bytes selects
 // AES-256 in memberlist.
@@ -33,39 +50,24 @@ func Valid(k []byte) error {
 	return fmt.Errorf("%q holds %d bytes; want 16, 24 or 32", DataKey, len(k))
 }
 
-// Ensure creates the Secret namespace/name with a fresh random key if it does not
-// exist. An existing Secret is left alone, so speakers keep talking across
-// controller restarts. It runs when the controller becomes leader: rotating the
-// key means deleting the Secret, restarting the leading controller, then the
-// speakers.
-func Ensure(ctx context.Context, cs kubernetes.Interface, namespace, name string, log logr.Logger) error {
-	secrets := cs.CoreV1().Secrets(namespace)
-	s, err := secrets.Get(ctx, name, metav1.GetOptions{})
-	if err == nil {
-		if err := Valid(s.Data[DataKey]); err != nil {
-			return fmt.Errorf("secret %s/%s: %w", namespace, name, err)
-		}
-		return nil
+// Keys returns the Secret's key and, during a rotation, the previous one (nil
+// when absent, unusable or the same). An unusable primary key is an error.
+func Keys(s *corev1.Secret) (primary, previous []byte, err error) {
+	primary = s.Data[DataKey]
+	if err := Valid(primary); err != nil {
+		return nil, nil, fmt.Errorf("secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
-	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading secret %s/%s: %w", namespace, name, err)
+	previous = s.Data[PreviousDataKey]
+	if Valid(previous) != nil || string(previous) == string(primary) {
+		previous = nil
 	}
+	return primary, previous, nil
+}
+
+func newKey() ([]byte, error) {
 	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
-		return fmt.Errorf("generating the memberlist key: %w", err)
+		return nil, fmt.Errorf("generating a memberlist key: %w", err)
 	}
-	s = &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app.kubernetes.io/name": "herald"}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{DataKey: key},
-	}
-	_, err = secrets.Create(ctx, s, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil // another replica won the race; its key stands
-	}
-	if err != nil {
-		return fmt.Errorf("creating secret %s/%s: %w", namespace, name, err)
-	}
-	log.Info("Created the memberlist encryption key", "secret", namespace+"/"+name)
-	return nil
+	return key, nil
 }

@@ -14,8 +14,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -26,7 +24,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/internal/memberkey"
 	"github.com/heraldlb/herald/internal/slim"
 )
 
@@ -89,9 +86,8 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
-	key, err := loadKey(ctx, cs, cfg)
-	if err != nil {
-		return err
+	if cfg.MemberlistSecret == "" && !cfg.Insecure {
+		return fmt.Errorf("no memberlist Secret configured; set --memberlist-secret or --insecure-memberlist")
 	}
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                 scheme,
@@ -112,7 +108,12 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding /healthz: %w", err)
 	}
-	s := newSpeaker(mgr, cs, cfg, key)
+	s := newSpeaker(mgr, cs, cfg)
+	// Not ready while waiting for the memberlist key (the speaker reads it
+	// once the manager runs, so /healthz answers meanwhile).
+	if err := mgr.AddReadyzCheck("memberlist-key", s.keys.Check); err != nil {
+		return fmt.Errorf("adding /readyz: %w", err)
+	}
 	// Ready means announcing: synced, joined, first announcements applied,
 	// not held down, not handing over. The DaemonSet's rollout waits for it.
 	if err := mgr.AddReadyzCheck("announcing", s.ready.Check); err != nil {
@@ -136,42 +137,6 @@ func byObject(namespace string) map[client.Object]cache.ByObject {
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
-
-// loadKey reads the memberlist key. Without it the speaker refuses to start, unless
-// told to run unencrypted: gossip decides who answers for addresses, and anyone on
-// the network could otherwise join it.
-func loadKey(ctx context.Context, cs kubernetes.Interface, cfg Config) ([]byte, error) {
-	if cfg.MemberlistSecret == "" {
-		if !cfg.Insecure {
-			return nil, fmt.Errorf("no memberlist Secret configured; set --memberlist-secret or --insecure-memberlist")
-		}
-		return nil, nil
-	}
-	var lastErr error
-	// The controller creates the Secret; a speaker that starts first waits a
-	// little rather than crash-looping.
-	for attempt := 0; attempt < 30; attempt++ {
-		s, err := cs.CoreV1().Secrets(cfg.Namespace).Get(ctx, cfg.MemberlistSecret, metav1.GetOptions{})
-		if err == nil {
-			k := s.Data[memberkey.DataKey]
-			if err := memberkey.Valid(k); err != nil {
-				return nil, fmt.Errorf("secret %s/%s: %w", cfg.Namespace, cfg.MemberlistSecret, err)
-			}
-			return k, nil
-		}
-		lastErr = err
-		if apierrors.IsNotFound(err) && cfg.Insecure {
-			cfg.Logger.Info("No memberlist Secret; running unencrypted as told", "secret", cfg.Namespace+"/"+cfg.MemberlistSecret)
-			return nil, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
-	return nil, fmt.Errorf("reading the memberlist key from secret %s/%s: %w", cfg.Namespace, cfg.MemberlistSecret, lastErr)
-}
 
 // nodeAddr returns the node's InternalIP (IPv4 preferred), where memberlist binds
 // and where the other speakers find it.

@@ -39,8 +39,9 @@ type speaker struct {
 	recorder record.EventRecorder
 	cs       kubernetes.Interface
 	cfg      Config
-	key      []byte
-	log      logr.Logger
+	// keys reads the memberlist keys and rolls new ones in (keyring.go).
+	keys *keySource
+	log  logr.Logger
 
 	// trigger (capacity 1) asks the loop to recompute.
 	trigger chan struct{}
@@ -105,12 +106,12 @@ type ownedGroup struct {
 	warning string
 }
 
-func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config, key []byte) *speaker {
+func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config) *speaker {
 	s := newSpeakerWith(cfg, mgr.GetClient(), mgr.GetEventRecorderFor("herald-speaker"))
 	s.informer = mgr.GetCache().GetInformer
 	s.waitSync = mgr.GetCache().WaitForCacheSync
 	s.cs = cs
-	s.key = key
+	s.keys = newKeySource(mgr.GetClient(), cfg, s.log, s.ready.alone)
 	return s
 }
 
@@ -182,6 +183,12 @@ func (s *speaker) Start(ctx context.Context) error {
 		return fmt.Errorf("the cache did not sync")
 	}
 	s.ready.update(func(r *readiness) { r.Synced = true })
+	// Waiting here, inside the manager, keeps /healthz answering: a speaker
+	// waiting for its key is not killed by its liveness probe.
+	key, oldKeys, err := s.keys.load(ctx)
+	if err != nil {
+		return err
+	}
 	go s.bgp.status.run(ctx)
 	go s.runBGP(ctx)
 	var node corev1.Node
@@ -202,7 +209,7 @@ func (s *speaker) Start(ctx context.Context) error {
 	s.l2 = l2
 	s.bind, _ = netip.ParseAddr(bind)
 	members, err := membership.New(membership.Config{
-		Name: s.cfg.NodeName, BindAddr: bind, BindPort: s.cfg.MemberlistPort, Key: s.key,
+		Name: s.cfg.NodeName, BindAddr: bind, BindPort: s.cfg.MemberlistPort, Key: key, OldKeys: oldKeys,
 		Meta: membership.Meta{MACs: s.macsToPublish()}, Logger: s.log.WithName("memberlist"),
 	})
 	if err != nil {
@@ -211,7 +218,8 @@ func (s *speaker) Start(ctx context.Context) error {
 	}
 	metricMACsDropped.Set(float64(members.DroppedMACs()))
 	s.members = members
-	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", s.key != nil)
+	s.log.Info("Speaker started", "memberlist", hostPort(bind, s.cfg.MemberlistPort), "encrypted", key != nil, "keys", members.KeyFingerprints())
+	defer s.keys.rotate(ctx, members)()
 	s.run(ctx)
 	return nil
 }

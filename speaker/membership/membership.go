@@ -29,6 +29,10 @@ type Config struct {
 	// Key encrypts gossip (16, 24 or 32 bytes for AES-128/192/256). Nil runs
 	// unencrypted, which the speaker only allows when told to.
 	Key []byte
+	// OldKeys are further keys this member decrypts with but does not
+	// encrypt with: a key rotation is under way (see keyring.go). Ignored
+	// without Key.
+	OldKeys [][]byte
 	// Meta is what this member tells the others about itself (e.g. its MACs, so a
 	// probe answered by a fellow speaker is not taken for a conflict).
 	Meta Meta
@@ -59,6 +63,10 @@ type Meta struct {
 	// compared one node's clock with another's); it stays in the metadata
 	// for speakers of earlier versions during a rolling upgrade.
 	Since time.Time `json:"since"`
+	// Keys are the fingerprints of the memberlist keys the member holds, the
+	// one it encrypts with first (see Fingerprint): during a key rotation
+	// the others read them to know when a step is safe. Never the keys.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // Member is a live member as others see it.
@@ -104,6 +112,11 @@ type Members struct {
 	// droppedMACs is how many of Config.Meta's MACs did not fit in the
 	// metadata; set once by New.
 	droppedMACs int
+	// keyring holds the gossip keys (nil: unencrypted); see keyring.go.
+	keyring *memberlist.Keyring
+	// keyMu serialises keyring changes (memberlist's own lock covers single
+	// reads and writes, not a read-modify-write).
+	keyMu sync.Mutex
 }
 
 // DroppedMACs reports how many of the configured MACs were left out of this
@@ -132,7 +145,12 @@ func New(cfg Config) (*Members, error) {
 		cfg.Logger.Info("Too many MACs for memberlist metadata; publishing the first ones only", "published", macs, "dropped", dropped, "limit", memberlist.MetaMaxSize)
 	}
 	self.MACs = macs
-	m := &Members{log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), send: make(chan struct{}, 1),
+	keyring, err := newKeyring(cfg.Key, cfg.OldKeys)
+	if err != nil {
+		return nil, err
+	}
+	self.Keys = fingerprints(keyring)
+	m := &Members{keyring: keyring, log: cfg.Logger, name: cfg.Name, self: self, changed: make(chan struct{}, 1), send: make(chan struct{}, 1),
 		alive: map[string]Member{}, macs: map[string]bool{}, macOwner: map[string]string{}, done: make(chan struct{}), droppedMACs: dropped,
 		states: map[string]State{cfg.Name: {Epoch: self.Since.UnixNano()}}, lastClaims: map[string]map[string]int{}, leftAt: map[string]time.Time{}, failed: map[string]bool{}}
 	mc := memberlist.DefaultLANConfig()
@@ -158,7 +176,8 @@ func New(cfg Config) (*Members, error) {
 	// a LAN a node that has not answered in a second is not there, and
 	// memberlist's 10 s would hold up every join behind a dead node.
 	mc.TCPTimeout = time.Second
-	mc.SecretKey = cfg.Key
+	// A keyring, not SecretKey: keys are added and dropped while running.
+	mc.Keyring = keyring
 	mc.Events = &events{m: m}
 	mc.Delegate = &delegate{m: m}
 	mc.Logger = log.New(logWriter{cfg.Logger}, "", 0)

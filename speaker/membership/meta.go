@@ -46,10 +46,14 @@ func encodeMeta(meta Meta, limit int) ([]byte, int, error) {
 	return nil, len(all), fmt.Errorf("member metadata is %d bytes without any MAC, over the limit of %d", len(b), limit)
 }
 
+// keysWorstCase is the longest Keys a member publishes (see keyring.go): room is
+// kept for them, so a key rotation never pushes a MAC out of the metadata.
+var keysWorstCase = []string{"0123456789abcdef", "0123456789abcdef", "0123456789abcdef", "0123456789abcdef"}[:maxPublishedKeys]
+
 // fitMACs returns the longest prefix of macs that fits in limit bytes of
-// metadata with any Since, and how many MACs it left out.
+// metadata with any Since and any Keys, and how many MACs it left out.
 func fitMACs(macs []string, limit int) ([]string, int, error) {
-	_, dropped, err := encodeMeta(Meta{MACs: macs, Since: sinceWorstCase}, limit)
+	_, dropped, err := encodeMeta(Meta{MACs: macs, Since: sinceWorstCase, Keys: keysWorstCase}, limit)
 	if err != nil {
 		return nil, dropped, err
 	}
