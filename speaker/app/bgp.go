@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/speaker/bfd"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/plan"
 )
@@ -51,11 +52,21 @@ type bgpState struct {
 	lastGood map[string]bgp.Peer
 	// primed is set once the first plan was taken in without Events.
 	primed bool
+	// nodeGone: this Node was deleted, and everything withdrawn.
+	nodeGone bool
+	// bfd runs the BFD sessions of peers that ask for them; made with the
+	// first one. bfdState is each peer's last BFD state, for Events.
+	bfd      *bfd.Manager
+	bfdState map[string]string
+	// pwNoted: a pending password change was reported by Event.
+	pwNoted map[string]bool
 
 	// The worker (runBGP) owns speaker and the report state above, but for
 	// lastGood, which the speaker loop owns; job and kick pass it work.
 	jobMu      sync.Mutex
 	job        *bgpJob
+	bfdNames   map[netip.Addr]string // BFD peer address → BGPPeer name, for resets
+	resets     []string              // peers whose BFD session failed, to reset
 	kick       chan struct{}
 	workerDone chan struct{}
 }
@@ -65,7 +76,7 @@ func newBGPState(log logr.Logger) *bgpState {
 		log:       log.WithName("bgp"),
 		announced: map[string][]string{}, reported: map[string]heraldv1.BGPPeerNodeStatus{},
 		problems: map[string]string{}, established: map[string]bool{}, updates: map[string][2]uint64{},
-		queuedAt: map[string]time.Time{}, lastGood: map[string]bgp.Peer{},
+		queuedAt: map[string]time.Time{}, lastGood: map[string]bgp.Peer{}, bfdState: map[string]string{}, pwNoted: map[string]bool{},
 		kick: make(chan struct{}, 1), workerDone: make(chan struct{}),
 	}
 }
@@ -189,9 +200,20 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 	b := s.bgp
 	var self corev1.Node
 	if err := s.client.Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &self); err != nil {
+		if apierrors.IsNotFound(err) {
+			// The Node was deleted: it is no longer part of the cluster, and
+			// nothing may be routed to it. (Its speaker goes on until killed.)
+			if !b.nodeGone {
+				s.log.Info("This Node was deleted; withdrawing every BGP route and closing the sessions")
+			}
+			b.nodeGone = true
+			b.submit(&bgpJob{peers: in.peers, plan: plan.BGPPlan{}, peerErrs: map[string]string{}, desired: bgp.Desired{Routes: map[string][]bgp.Route{}}})
+			return
+		}
 		s.log.Error(err, "Reading this node; keeping current BGP announcements")
 		return
 	}
+	b.nodeGone = false
 	planPeers := make([]plan.BGPPeer, 0, len(in.peers))
 	for i := range in.peers {
 		p := &in.peers[i]
@@ -209,7 +231,7 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 
 	v4, v6 := nodeAddrs(&self)
 	job := &bgpJob{peers: in.peers, plan: bp, peerErrs: map[string]string{}, routerID: routerID(v4, s.cfg.NodeName),
-		desired: bgp.Desired{Routes: map[string][]bgp.Route{}}}
+		desired: bgp.Desired{Routes: map[string][]bgp.Route{}}, bfdNames: map[netip.Addr]string{}}
 	for name := range b.lastGood {
 		if !slices.Contains(bp.Peers, name) {
 			delete(b.lastGood, name)
@@ -232,10 +254,25 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 			b.lastGood[p.Name] = bpeer
 		}
 		job.desired.Peers = append(job.desired.Peers, bpeer)
+		if f := p.Spec.BFD; f != nil {
+			job.bfd = append(job.bfd, bfd.Peer{
+				Address: bpeer.Address, Local: bpeer.SourceAddress,
+				MinRx: time.Duration(f.ReceiveIntervalMilliseconds) * time.Millisecond,
+				MinTx: time.Duration(f.TransmitIntervalMilliseconds) * time.Millisecond,
+				// The API allows 2-255 (0: the default).
+				Multiplier: uint8(min(max(f.DetectMultiplier, 0), 255)),
+			})
+			job.bfdNames[bpeer.Address] = p.Name
+		}
 		for _, r := range bp.Routes[p.Name] {
 			nh := v4
 			if r.Prefix.Addr().Is6() {
 				nh = v6
+			}
+			// Traffic comes in where the session runs: a session from
+			// another interface's address announces that address.
+			if src := bpeer.SourceAddress; src.IsValid() && src.Is6() == r.Prefix.Addr().Is6() {
+				nh = src
 			}
 			if !nh.IsValid() {
 				job.peerErrs[p.Name] = fmt.Sprintf("node has no InternalIP of the family of %s to use as next hop", r.Prefix)
@@ -259,6 +296,8 @@ type bgpJob struct {
 	plan     plan.BGPPlan
 	peerErrs map[string]string
 	routerID netip.Addr
+	bfd      []bfd.Peer
+	bfdNames map[netip.Addr]string
 }
 
 // submit hands the worker the latest job; an older one not yet taken is dropped.
@@ -299,8 +338,17 @@ func (s *speaker) runBGP(ctx context.Context) {
 		b.jobMu.Lock()
 		if b.job != nil {
 			last, b.job = b.job, nil
+			b.bfdNames = last.bfdNames
 		}
+		resets := b.resets
+		b.resets = nil
 		b.jobMu.Unlock()
+		for _, name := range resets {
+			if b.speaker != nil {
+				s.log.Info("BFD session down; resetting the BGP session", "peer", name)
+				b.speaker.ResetPeer(ctx, name)
+			}
+		}
 		if last == nil {
 			continue
 		}
@@ -319,8 +367,56 @@ func (s *speaker) runBGP(ctx context.Context) {
 			}
 			status = b.speaker.Status()
 		}
-		s.reportBGP(ctx, last.peers, last.plan, status, last.peerErrs)
+		bfdStates := b.applyBFD(ctx, last)
+		s.reportBGP(ctx, last.peers, last.plan, status, last.peerErrs, bfdStates)
 	}
+}
+
+// applyBFD makes the BFD sessions those of the job, starting BFD with the first
+// one, and returns each peer's BFD state by BGPPeer name.
+func (b *bgpState) applyBFD(ctx context.Context, j *bgpJob) map[string]string {
+	if b.bfd == nil && len(j.bfd) == 0 {
+		return nil
+	}
+	if b.bfd == nil {
+		m, err := bfd.New(bfd.Config{Logger: slog.New(logr.ToSlogHandler(b.log.WithName("bfd"))), OnChange: b.onBFD})
+		if err != nil {
+			for _, p := range j.bfd {
+				j.peerErrs[j.bfdNames[p.Address]] = fmt.Sprintf("starting BFD: %v", err)
+			}
+			return nil
+		}
+		b.bfd = m
+	}
+	if err := b.bfd.Set(ctx, j.bfd); err != nil {
+		b.log.Error(err, "Applying BFD sessions")
+		for _, p := range j.bfd {
+			if name := j.bfdNames[p.Address]; j.peerErrs[name] == "" {
+				j.peerErrs[name] = fmt.Sprintf("BFD: %v", err)
+			}
+		}
+	}
+	out := map[string]string{}
+	for _, st := range b.bfd.Status() {
+		if name, ok := j.bfdNames[st.Address]; ok && !st.Removing {
+			out[name] = st.State.String()
+		}
+	}
+	return out
+}
+
+// onBFD is told by BFD when a session comes up or fails. A failed session
+// means the router is gone: its BGP session is reset at once rather than at the
+// end of the hold time.
+func (b *bgpState) onBFD(addr netip.Addr, up bool) {
+	if !up {
+		b.jobMu.Lock()
+		if name, ok := b.bfdNames[addr]; ok {
+			b.resets = append(b.resets, name)
+		}
+		b.jobMu.Unlock()
+	}
+	b.kickWorker()
 }
 
 // bgpPeer turns a BGPPeer into a session, reading its password Secret.
@@ -337,6 +433,12 @@ func (s *speaker) bgpPeer(ctx context.Context, p *heraldv1.BGPPeer) (bgp.Peer, e
 	}
 	if p.Spec.EBGPMultihop != nil && *p.Spec.EBGPMultihop {
 		out.EBGPMultihopTTL = 255
+	}
+	if gr := p.Spec.GracefulRestart; gr != nil {
+		out.GracefulRestart = 120 * time.Second
+		if gr.RestartTimeSeconds > 0 {
+			out.GracefulRestart = time.Duration(gr.RestartTimeSeconds) * time.Second
+		}
 	}
 	if p.Spec.SourceAddress != "" {
 		if out.SourceAddress, err = netip.ParseAddr(p.Spec.SourceAddress); err != nil {
@@ -407,7 +509,7 @@ func nodeAddrs(n *corev1.Node) (v4, v6 netip.Addr) {
 // reportBGP writes this node's entry of each BGPPeer's status when it changed, and
 // sends Events: on Services when the peers they are announced to change, on
 // BGPPeers when a session comes up or a new problem appears.
-func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp plan.BGPPlan, status []bgp.PeerStatus, peerErrs map[string]string) {
+func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp plan.BGPPlan, status []bgp.PeerStatus, peerErrs map[string]string, bfdStates map[string]string) {
 	b := s.bgp
 	byName := map[string]bgp.PeerStatus{}
 	for _, st := range status {
@@ -429,6 +531,17 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 		}
 		if e := peerErrs[p.Name]; e != "" {
 			entry.LastError = e
+		}
+		entry.BFD = bfdStates[p.Name]
+		if was := b.bfdState[p.Name]; selected && was == "Up" && entry.BFD != "" && entry.BFD != "Up" {
+			s.recorder.Eventf(p, corev1.EventTypeWarning, "BFDDown", "Node %s: BFD session with %s is %s: the path to the router is gone, BGP session reset", s.cfg.NodeName, p.Spec.PeerAddress, entry.BFD)
+		}
+		b.bfdState[p.Name] = entry.BFD
+		if running && st.PasswordPending && !b.pwNoted[p.Name] {
+			s.recorder.Eventf(p, corev1.EventTypeNormal, "PasswordPending", "Node %s: the new password is used when the session next connects; the established session keeps its connection (change the router's password now: it resets the session, which reconnects with the new one)", s.cfg.NodeName)
+		}
+		if running {
+			b.pwNoted[p.Name] = st.PasswordPending
 		}
 		// What the API server holds heals what memory misses: an entry left by
 		// an earlier run of this speaker, or one lost with a re-created peer.
@@ -505,6 +618,8 @@ func (b *bgpState) forget(name string) {
 	delete(b.established, name)
 	delete(b.problems, name)
 	delete(b.updates, name)
+	delete(b.bfdState, name)
+	delete(b.pwNoted, name)
 	metricBGPUp.DeleteLabelValues(name)
 	metricBGPPrefixes.DeleteLabelValues(name)
 	metricBGPUpdates.DeleteLabelValues(name, "sent")
@@ -522,7 +637,7 @@ func ownEntry(p *heraldv1.BGPPeer, node string) (heraldv1.BGPPeerNodeStatus, boo
 }
 
 func sameEntry(a, b heraldv1.BGPPeerNodeStatus) bool {
-	return a.Node == b.Node && a.State == b.State && a.PrefixesSent == b.PrefixesSent && a.LastError == b.LastError && a.Since.Equal(&b.Since)
+	return a.Node == b.Node && a.State == b.State && a.PrefixesSent == b.PrefixesSent && a.LastError == b.LastError && a.BFD == b.BFD && a.Since.Equal(&b.Since)
 }
 
 // countUpdates adds the UPDATEs exchanged since the last call to the metrics. The
@@ -654,9 +769,13 @@ func (s *speaker) applyPeerStatus(ctx context.Context, peer string, entry *heral
 	return s.client.Status().Patch(ctx, heraldv1.BGPPeerNodeStatusApply(peer, entry), client.Apply, client.FieldOwner(heraldv1.SpeakerFieldManagerPrefix+s.cfg.NodeName), client.ForceOwnership)
 }
 
-// closeBGP withdraws every route and closes the sessions: the routers move traffic
-// to the other nodes before this one stops. Then it marks this node's status
-// entries Idle, so a node drained for good does not look established.
+// closeBGP ends BGP as the stop asks. A rollout replacing this speaker leaves
+// the sessions with graceful restart up (the routers keep their routes until the
+// new speaker sends them again; see restarting). Any other stop withdraws every
+// route and closes the sessions, so the routers move traffic to the other nodes
+// before this one stops, and marks this node's status entries Idle, so a node
+// drained for good does not look established. BFD says AdminDown either way,
+// which routers do not take for a failure (RFC 5882).
 func (s *speaker) closeBGP(ctx context.Context) {
 	// The worker stops with the speaker's context, which has ended.
 	select {
@@ -668,14 +787,31 @@ func (s *speaker) closeBGP(ctx context.Context) {
 	if s.bgp.speaker == nil {
 		return
 	}
+	restart, why := restarting(s.shutdownFacts(ctx))
 	start := time.Now()
-	if err := s.bgp.speaker.Close(ctx); err != nil {
-		s.log.Error(err, "Stopping BGP")
+	if restart {
+		s.log.Info("Restarting: BGP sessions with graceful restart stay up until the process exits; the routers keep their routes", "why", why)
+		if err := s.bgp.speaker.Restart(ctx); err != nil {
+			s.log.Error(err, "Stopping BGP")
+		}
+	} else {
+		s.log.Info("Stopping: withdrawing BGP routes", "why", why)
+		if err := s.bgp.speaker.Close(ctx); err != nil {
+			s.log.Error(err, "Stopping BGP")
+		}
 	}
-	s.log.Info("BGP routes withdrawn and sessions closed", "took", time.Since(start).String())
+	if s.bgp.bfd != nil {
+		if err := s.bgp.bfd.Close(ctx); err != nil {
+			s.log.Error(err, "Stopping BFD")
+		}
+	}
+	s.log.Info("BGP stopped", "restart", restart, "took", time.Since(start).String())
+	if restart {
+		return // the new speaker writes its own entries
+	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	for name, e := range s.bgp.reported {
-		e.State, e.Since, e.PrefixesSent, e.LastError = heraldv1.BGPSessionIdle, now, 0, "the speaker stopped"
+		e.State, e.Since, e.PrefixesSent, e.LastError, e.BFD = heraldv1.BGPSessionIdle, now, 0, "the speaker stopped", ""
 		if err := s.applyPeerStatus(ctx, name, &e); err != nil {
 			s.log.Error(err, "Marking BGPPeer status stopped", "peer", name)
 		}

@@ -210,8 +210,8 @@ func TestReportBGP(t *testing.T) {
 	since := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	up := []bgp.PeerStatus{{Name: "frr", State: bgp.StateEstablished, Since: since, PrefixesSent: 2, UpdatesSent: 5}}
 	bp := plan.BGPPlan{Peers: []string{"frr"}, Announced: map[string][]string{"ns/web": {"frr"}}}
-	f.s.reportBGP(ctx, peers.Items, bp, up, nil)
-	f.s.reportBGP(ctx, peers.Items, bp, up, nil)
+	f.s.reportBGP(ctx, peers.Items, bp, up, nil, nil)
+	f.s.reportBGP(ctx, peers.Items, bp, up, nil, nil)
 	evs := f.events()
 	if count(evs, "SessionEstablished") != 1 || count(evs, "AnnouncingBGP") != 0 {
 		t.Errorf("Events %q; want one SessionEstablished and no AnnouncingBGP (primed)", evs)
@@ -222,15 +222,15 @@ func TestReportBGP(t *testing.T) {
 	}
 	// Services announced to other peers, and withdrawn.
 	bp2 := plan.BGPPlan{Peers: []string{"frr"}, Announced: map[string][]string{"ns/db": {"frr"}}}
-	f.s.reportBGP(ctx, peers.Items, bp2, up, nil)
+	f.s.reportBGP(ctx, peers.Items, bp2, up, nil, nil)
 	evs = f.events()
 	if a := withEvent(evs, "AnnouncingBGP"); len(a) != 1 || !strings.Contains(a[0], "10.0.0.2 over BGP to frr (10.0.0.254)") || count(evs, "WithdrawnBGP") != 1 {
 		t.Errorf("Events %q; want AnnouncingBGP for db and WithdrawnBGP for web", evs)
 	}
 	// The session goes down with an error: one SessionDown.
 	down := []bgp.PeerStatus{{Name: "frr", State: bgp.StateActive, LastError: "connection refused"}}
-	f.s.reportBGP(ctx, peers.Items, bp2, down, nil)
-	f.s.reportBGP(ctx, peers.Items, bp2, down, nil)
+	f.s.reportBGP(ctx, peers.Items, bp2, down, nil, nil)
+	f.s.reportBGP(ctx, peers.Items, bp2, down, nil, nil)
 	if d := withEvent(f.events(), "SessionDown"); len(d) != 1 || !strings.Contains(d[0], "connection refused") {
 		t.Errorf("SessionDown Events %q; want one", d)
 	}
@@ -238,12 +238,12 @@ func TestReportBGP(t *testing.T) {
 		t.Errorf("queued %+v; want the error", e)
 	}
 	// A configuration error overrides the session's.
-	f.s.reportBGP(ctx, peers.Items, bp2, down, map[string]string{"frr": "no password"})
+	f.s.reportBGP(ctx, peers.Items, bp2, down, map[string]string{"frr": "no password"}, nil)
 	if e := pending(f.s)["frr"]; e == nil || e.LastError != "no password" {
 		t.Errorf("queued %+v; want the configuration error", e)
 	}
 	// No longer selected: the entry is removed and the peer forgotten.
-	f.s.reportBGP(ctx, peers.Items, plan.BGPPlan{}, nil, nil)
+	f.s.reportBGP(ctx, peers.Items, plan.BGPPlan{}, nil, nil, nil)
 	if e, ok := pending(f.s)["frr"]; !ok || e != nil {
 		t.Errorf("unselected: queued %v, %v; want a removal", e, ok)
 	}
