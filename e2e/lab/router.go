@@ -126,6 +126,8 @@ type RouterConfig struct {
 	// Extra are more lines for bgpd's `router bgp` section, after the peer groups
 	// and before the address families, e.g. "neighbor NODES timers 3 9".
 	Extra []string
+	// BFD runs BFD with every node (bfdd's profile "herald": 300 ms × 3).
+	BFD bool
 }
 
 func (rc RouterConfig) withDefaults() (RouterConfig, error) {
@@ -171,6 +173,9 @@ func bgpdConf(rc RouterConfig) string {
 		if rc.Password != "" {
 			w(" neighbor %s password %s", pg, rc.Password)
 		}
+		if rc.BFD {
+			w(" neighbor %s bfd profile %s", pg, bfdProfile)
+		}
 	}
 	// After the peer groups, or bgpd rejects them.
 	w(" bgp listen range %s peer-group %s", LANv4, routerPeerV4)
@@ -193,6 +198,15 @@ func bgpdConf(rc RouterConfig) string {
 	w(" exit-address-family")
 	w("exit")
 	return b.String()
+}
+
+// bfdProfile is bfdd's profile for the nodes' sessions: a node that stops
+// answering is down within 900 ms.
+const bfdProfile = "herald"
+
+func bfddConf() string {
+	return "! bfdd of the herald lab; written by the lab\nhostname " + NSRouter + "\nlog stdout informational\n!\nbfd\n profile " + bfdProfile +
+		"\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n exit\n!\nexit\n"
 }
 
 func zebraConf() string {
@@ -218,14 +232,18 @@ func frrDaemon(name string) string {
 // standard output, with its config, PID file, zebra socket and vty socket in the
 // lab's FRR folder, and no vty TCP port.
 func frrProc(cfg Config, daemon string) procSpec {
-	return procSpec{name: daemon, ns: NSRouter, argv: []string{
+	argv := []string{
 		frrDaemon(daemon),
 		"-f", cfg.frrPath(daemon + ".conf"),
 		"-i", cfg.frrPath(daemon + ".pid"),
 		"-z", cfg.frrPath("zserv.api"),
 		"--vty_socket", cfg.frrDir(),
 		"-P", "0",
-	}}
+	}
+	if daemon == "bfdd" {
+		argv = append(argv, "--bfdctl", cfg.frrPath("bfdd.sock"))
+	}
+	return procSpec{name: daemon, ns: NSRouter, argv: argv}
 }
 
 // frrUser returns the uid and gid FRR's daemons run as.
@@ -316,6 +334,10 @@ func ensureRouters(ctx context.Context, cfg Config) error {
 	if _, err := writeFRRFile(cfg.frrPath("zebra.conf"), zebraConf()); err != nil {
 		return err
 	}
+	bfddChanged, err := writeFRRFile(cfg.frrPath("bfdd.conf"), bfddConf())
+	if err != nil {
+		return err
+	}
 	rc, _ := RouterConfig{}.withDefaults()
 	confChanged, err := writeFRRFile(cfg.frrPath("bgpd.conf"), bgpdConf(rc))
 	if err != nil {
@@ -346,9 +368,27 @@ func ensureRouters(ctx context.Context, cfg Config) error {
 	}); err != nil {
 		return err
 	}
+	// bfdd (BFD for bgpd) talks to bgpd through zebra: a new zebra needs a
+	// new bfdd, and bgpd a bfdd.
+	if zebraStarted || bfddChanged {
+		if err := stopProc(cfg, "bfdd", syscall.SIGTERM); err != nil {
+			return err
+		}
+	}
+	bfdd := frrProc(cfg, "bfdd")
+	bfddStarted, err := ensureProc(cfg, bfdd)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, cfg, bfdd, 20*time.Second, func(ctx context.Context) error {
+		_, err := vtysh(ctx, cfg, "bfdd", "show bfd peers")
+		return err
+	}); err != nil {
+		return err
+	}
 	// bgpd hands its routes to the zebra it connected to: a new zebra needs a new
 	// bgpd, as does a new configuration.
-	if zebraStarted || confChanged {
+	if zebraStarted || confChanged || bfddStarted {
 		if err := stopProc(cfg, "bgpd", syscall.SIGTERM); err != nil {
 			return err
 		}

@@ -805,10 +805,11 @@ func (s *speaker) closeBGP(ctx context.Context) {
 			s.log.Error(err, "Stopping BFD")
 		}
 	}
-	s.log.Info("BGP stopped", "restart", restart, "took", time.Since(start).String())
 	if restart {
+		s.log.Info("BGP left to the routers' graceful restart", "took", time.Since(start).String())
 		return // the new speaker writes its own entries
 	}
+	s.log.Info("BGP routes withdrawn and sessions closed", "took", time.Since(start).String())
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	for name, e := range s.bgp.reported {
 		e.State, e.Since, e.PrefixesSent, e.LastError, e.BFD = heraldv1.BGPSessionIdle, now, 0, "the speaker stopped", ""

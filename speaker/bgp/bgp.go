@@ -22,7 +22,7 @@
 // forwarding state kept", so a router that kept our routes while we restarted
 // keeps them until our End-of-RIB. Routes are in place before a neighbor is
 // created, so that End-of-RIB never comes before them. Close withdraws first
-// (a real shutdown); Abandon leaves the sessions for the kernel to close when
+// (a real shutdown); Restart leaves the sessions for the kernel to close when
 // the process exits, without a NOTIFICATION, which is what makes a router keep
 // the routes.
 package bgp
@@ -175,12 +175,12 @@ type peer struct {
 
 	// Guarded by Speaker.mu.
 	pwPending bool // running.Password != cfg.Password
-	name    string
-	addr    netip.Addr
-	state   string
-	since   time.Time
-	lastErr string
-	sent    int // routes in the VRF, sent while Established
+	name      string
+	addr      netip.Addr
+	state     string
+	since     time.Time
+	lastErr   string
+	sent      int // routes in the VRF, sent while Established
 }
 
 type installed struct {
@@ -612,7 +612,16 @@ func (s *Speaker) Status() []PeerStatus {
 
 // Close withdraws every route, waits (bounded by ctx) until the withdrawals
 // are on the wire, closes the sessions with a Cease and stops gobgp.
-func (s *Speaker) Close(ctx context.Context) error {
+func (s *Speaker) Close(ctx context.Context) error { return s.close(ctx, false) }
+
+// Restart stops the speaker for a restart of its process: sessions with
+// graceful restart stay up with their routes until the process exits and the
+// kernel closes the connections, without a NOTIFICATION, so the routers keep
+// the routes for the restart time; the others are closed as by Close. Nothing
+// may be called after it.
+func (s *Speaker) Restart(ctx context.Context) error { return s.close(ctx, true) }
+
+func (s *Speaker) close(ctx context.Context, restart bool) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	if s.closed {
@@ -622,8 +631,13 @@ func (s *Speaker) Close(ctx context.Context) error {
 
 	var errs []error
 	var up []*peer
+	kept := false
 	for _, p := range s.peers {
 		if !p.configured {
+			continue
+		}
+		if restart && p.cfg.GracefulRestart > 0 {
+			kept = true
 			continue
 		}
 		for key, in := range p.routes {
@@ -644,29 +658,17 @@ func (s *Speaker) Close(ctx context.Context) error {
 	}
 	s.waitDown(ctx, up)
 
-	for _, in := range []*instance{s.dialer, s.passive} {
-		if in != nil {
-			s.stopInstance(context.WithoutCancel(ctx), in)
+	if !kept {
+		// StopBgp would send a Cease on the kept sessions.
+		for _, in := range []*instance{s.dialer, s.passive} {
+			if in != nil {
+				s.stopInstance(context.WithoutCancel(ctx), in)
+			}
 		}
 	}
 	s.cancel()
 	s.done.Wait()
 	return errors.Join(errs...)
-}
-
-// Abandon stops the speaker for a restart of its process: routes stay
-// announced and sessions open until the process exits and the kernel closes
-// the connections, without a NOTIFICATION, so a router with graceful restart
-// keeps the routes for the restart time. Nothing may be called after it.
-func (s *Speaker) Abandon() {
-	s.setMu.Lock()
-	defer s.setMu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	s.cancel()
-	s.done.Wait()
 }
 
 // ResetPeer closes the session with peer name at once and dials it again (or
