@@ -108,9 +108,11 @@ func (l *ledgerWatch) observe(typ watch.EventType, svc *corev1.Service) {
 		return
 	}
 	cur := ingressIPs(svc)
-	// What decides a Service's addresses: its pool, requested address and type.
-	spec := svc.Annotations[heraldv1.AnnotationPool] + "|" + svc.Annotations[heraldv1.AnnotationIPs] + "|" + string(svc.Spec.Type)
-	if was, seen := l.specOf[name]; seen && was != spec && len(prev) > 0 {
+	// What moves a Service's addresses: its pool and requested address. (A change
+	// of type away from LoadBalancer is left out: the API server clears the
+	// status in the same write.)
+	spec := svc.Annotations[heraldv1.AnnotationPool] + "|" + svc.Annotations[heraldv1.AnnotationIPs]
+	if was, seen := l.specOf[name]; seen && was != spec && len(prev) > 0 && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 		if _, open := l.specAt[name]; !open {
 			l.specAt[name] = now
 		}
@@ -589,4 +591,75 @@ func TestRebuildResolvesTwoStatusesOnOneAddress(t *testing.T) {
 		t.Errorf("first shows %v; want it to keep 10.209.2.1 (the older Service)", got)
 	}
 	waitEvent(t, ns, "second", "AddressConflict", "10.209.2.1")
+}
+
+// histogram returns the sample count and sum of an unlabelled histogram in the
+// controller's registry.
+func histogram(t *testing.T, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gathering metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	return 0, 0
+}
+
+// TestQuarantineDuration measures, on an idle controller, how long an address a
+// Service gives up stays quarantined and how soon a waiting Service gets it: the
+// holder of a one-address pool moves to another pool while a Service waits.
+func TestQuarantineDuration(t *testing.T) {
+	ns := newNamespace(t, nil)
+	createPool(t, "q9d", pools("10.209.3.1/32"))
+	createPool(t, "q9e", pools("10.209.4.0/28"))
+	t.Cleanup(func() { time.Sleep(200 * time.Millisecond) })
+	ctx := context.Background()
+	startController(t, controllerOpts{logger: logr.Discard(), ipam: ipam.Options{Workers: 8}})
+	count0, sum0 := histogram(t, "herald_address_quarantine_seconds")
+
+	const rounds = 10
+	holder := "h0"
+	createService(t, ns, holder, withAnnotation(heraldv1.AnnotationPool, "q9d"))
+	waitIPs(t, ns, holder, 1)
+	var toLanded, toHanded []time.Duration
+	for i := 1; i <= rounds; i++ {
+		waiter := fmt.Sprintf("h%d", i)
+		createService(t, ns, waiter, withAnnotation(heraldv1.AnnotationPool, "q9d"))
+		waitCondition(t, ns, waiter, metav1.ConditionFalse, "PoolExhausted")
+		moved := time.Now()
+		if err := patchService(ctx, ns, holder, func(s *corev1.Service) { s.Annotations[heraldv1.AnnotationPool] = "q9e" }); err != nil {
+			t.Fatalf("moving %s: %v", holder, err)
+		}
+		var landed time.Time
+		testpoll.Until(t, 10*time.Second, waiter+" to get 10.209.3.1", func() (bool, string) {
+			h := getService(t, ns, holder)
+			if landed.IsZero() && !slices.Contains(ingressIPs(h), "10.209.3.1") {
+				landed = time.Now()
+			}
+			w := getService(t, ns, waiter)
+			return slices.Contains(ingressIPs(w), "10.209.3.1"), describe(w)
+		})
+		handed := time.Now()
+		if landed.IsZero() {
+			landed = handed
+		}
+		toLanded = append(toLanded, landed.Sub(moved))
+		toHanded = append(toHanded, handed.Sub(moved))
+		holder = waiter
+	}
+	count1, sum1 := histogram(t, "herald_address_quarantine_seconds")
+	if count1-count0 < rounds {
+		t.Errorf("herald_address_quarantine_seconds counted %d quarantines; want at least %d", count1-count0, rounds)
+	}
+	slices.Sort(toLanded)
+	slices.Sort(toHanded)
+	t.Logf("quarantine (controller's histogram, release decided → status write landed): mean %.1f ms over %d",
+		(sum1-sum0)*1000/float64(max(count1-count0, 1)), count1-count0)
+	t.Logf("pool edit → holder's status without the address (polled every %v): median %v, max %v", testpoll.Interval, toLanded[rounds/2].Round(time.Millisecond), toLanded[rounds-1].Round(time.Millisecond))
+	t.Logf("pool edit → waiting Service shows the address: median %v, max %v", toHanded[rounds/2].Round(time.Millisecond), toHanded[rounds-1].Round(time.Millisecond))
 }

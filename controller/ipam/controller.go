@@ -104,6 +104,9 @@ type Controller struct {
 	// nodeWake are the Services a node address change affects, woken by the
 	// pool status writer once mu is released.
 	nodeWake []types.NamespacedName
+	// quarantinedSince is when each Service with quarantined addresses gave up
+	// the first of them, for herald_address_quarantine_seconds.
+	quarantinedSince map[string]time.Time
 	// writes counts status writes, for tests that check only the leader writes.
 	writes atomic.Int64
 	// nodesDirty is set by Node events that may change node addresses (and at
@@ -138,7 +141,9 @@ func New(mgr manager.Manager, cs kubernetes.Interface, opts Options) *Controller
 		poolVersions: map[string]int64{},
 		poolErrors:   map[string]error{},
 		pending:      map[types.NamespacedName]bool{},
-		peerSecrets:  map[string]peerSecretCheck{},
+
+		quarantinedSince: map[string]time.Time{},
+		peerSecrets:      map[string]peerSecretCheck{},
 	}
 	c.nodesDirty.Store(true)
 	return c
@@ -365,6 +370,7 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	mayHelpOthers := c.alloc.Releases() != releases
 	onNodes := c.heldNodeAddressesLocked(asg)
 	releasing := c.alloc.QuarantinedBy(request.Key)
+	c.noteQuarantineLocked(request.Key, releasing)
 	c.updateQuarantineGaugeLocked()
 	c.mu.Unlock()
 
@@ -401,6 +407,13 @@ func (c *Controller) updatePendingGaugeLocked() {
 	servicesPending.Set(float64(n))
 }
 
+// noteQuarantineLocked starts the clock of a Service's quarantine.
+func (c *Controller) noteQuarantineLocked(key string, quarantined []netip.Addr) {
+	if _, ok := c.quarantinedSince[key]; !ok && len(quarantined) > 0 {
+		c.quarantinedSince[key] = time.Now()
+	}
+}
+
 func (c *Controller) updateQuarantineGaugeLocked() {
 	addressesQuarantined.Set(float64(c.alloc.QuarantinedCount()))
 }
@@ -412,6 +425,7 @@ func (c *Controller) forget(nn types.NamespacedName) []netip.Addr {
 	c.mu.Lock()
 	held, _ := c.alloc.Get(nn.String())
 	released := c.alloc.Release(nn.String())
+	c.noteQuarantineLocked(nn.String(), c.alloc.QuarantinedBy(nn.String()))
 	delete(c.pending, nn)
 	c.updatePendingGaugeLocked()
 	c.updateQuarantineGaugeLocked()
@@ -428,6 +442,10 @@ func (c *Controller) forget(nn types.NamespacedName) []netip.Addr {
 func (c *Controller) shown(ctx context.Context, nn types.NamespacedName, ips []netip.Addr) {
 	c.mu.Lock()
 	freed := c.alloc.Shown(nn.String(), ips)
+	if since, ok := c.quarantinedSince[nn.String()]; ok && len(c.alloc.QuarantinedBy(nn.String())) == 0 {
+		quarantineSeconds.Observe(time.Since(since).Seconds())
+		delete(c.quarantinedSince, nn.String())
+	}
 	c.updateQuarantineGaugeLocked()
 	c.mu.Unlock()
 	if len(freed) == 0 {

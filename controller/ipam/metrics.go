@@ -40,6 +40,11 @@ var (
 		Name: "herald_release_status_write_failures_total",
 		Help: "Failed Service status writes that would have released addresses (each keeps them quarantined until a retry succeeds).",
 	})
+	quarantineSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "herald_address_quarantine_seconds",
+		Help:    "Time from a Service giving up addresses to its status no longer showing them, when they can be handed out again.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to 33 s
+	})
 	poolNodeAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_ippool_node_addresses",
 		Help: "Addresses of an IPPool that are Nodes' own addresses (never handed out).",
@@ -47,7 +52,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending, strictARPMissing, poolNodeAddresses, addressesQuarantined, statusWriteFailures)
+	metrics.Registry.MustRegister(poolCapacity, poolUsed, allocations, allocationFailures, servicesPending, strictARPMissing, poolNodeAddresses, addressesQuarantined, statusWriteFailures, quarantineSeconds)
 	// Every reason exists as a series from the start, so rate() and alerts work
 	// before the first failure.
 	for _, r := range allocator.Reasons() {
