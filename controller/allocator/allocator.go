@@ -30,8 +30,8 @@ type Allocator struct {
 	// quarantined maps an address that Services gave up, but whose statuses may
 	// still show it, to those Services (see Shown); quarantinedBy is its index
 	// by Service.
-	quarantined   map[netip.Addr]map[string]struct{}
-	quarantinedBy map[string]map[netip.Addr]struct{}
+	quarantined   map[netip.Addr][]string
+	quarantinedBy map[string][]netip.Addr
 	// nodes maps every Node address to the nodes that have it (sorted): such an
 	// address is never given to a Service that does not already hold it.
 	nodes map[netip.Addr][]string
@@ -84,8 +84,8 @@ func New(orphans OrphanPolicy) *Allocator {
 		shared:  map[string]map[netip.Addr]struct{}{},
 		nodes:   map[netip.Addr][]string{},
 
-		quarantined:   map[netip.Addr]map[string]struct{}{},
-		quarantinedBy: map[string]map[netip.Addr]struct{}{},
+		quarantined:   map[netip.Addr][]string{},
+		quarantinedBy: map[string][]netip.Addr{},
 	}
 }
 

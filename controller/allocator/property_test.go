@@ -678,7 +678,7 @@ func (w *world) check() {
 	}
 	unheld := 0
 	for ip, ks := range q {
-		got := slices.Sorted(maps.Keys(a.quarantined[ip]))
+		got := slices.Sorted(slices.Values(a.quarantined[ip]))
 		if !slices.Equal(got, ks) {
 			w.fatalf("quarantine of %s: %v; want %v", ip, got, ks)
 		}

@@ -20,34 +20,28 @@ import (
 // quarantine records that key's status may still show ip, which key no
 // longer holds. The caller has taken ip out of the free lists (it was held).
 func (a *Allocator) quarantine(key string, ip netip.Addr) {
-	ks := a.quarantined[ip]
-	if ks == nil {
-		ks = map[string]struct{}{}
-		a.quarantined[ip] = ks
+	if slices.Contains(a.quarantined[ip], key) {
+		return
 	}
-	ks[key] = struct{}{}
-	ips := a.quarantinedBy[key]
-	if ips == nil {
-		ips = map[netip.Addr]struct{}{}
-		a.quarantinedBy[key] = ips
-	}
-	ips[ip] = struct{}{}
+	a.quarantined[ip] = append(a.quarantined[ip], key)
+	a.quarantinedBy[key] = append(a.quarantinedBy[key], ip)
 }
 
 // unquarantine forgets that key's status may show ip. It reports whether ip became
 // free, which it does when nobody holds it and no other status shows it.
 func (a *Allocator) unquarantine(key string, ip netip.Addr) bool {
-	ks, ok := a.quarantined[ip]
-	if !ok {
+	ks := a.quarantined[ip]
+	i := slices.Index(ks, key)
+	if i < 0 {
 		return false
 	}
-	if _, ok := ks[key]; !ok {
-		return false
+	if ks = slices.Delete(ks, i, i+1); len(ks) > 0 {
+		a.quarantined[ip] = ks
 	}
-	delete(ks, key)
-	if ips := a.quarantinedBy[key]; ips != nil {
-		delete(ips, ip)
-		if len(ips) == 0 {
+	if ips := a.quarantinedBy[key]; len(ips) > 0 {
+		if ips = slices.DeleteFunc(ips, func(x netip.Addr) bool { return x == ip }); len(ips) > 0 {
+			a.quarantinedBy[key] = ips
+		} else {
 			delete(a.quarantinedBy, key)
 		}
 	}
@@ -70,13 +64,20 @@ func (a *Allocator) unquarantine(key string, ip netip.Addr) bool {
 // the caller can retry the Services waiting for one.
 func (a *Allocator) Shown(key string, ips []netip.Addr) []netip.Addr {
 	var freed []netip.Addr
-	for ip := range a.quarantinedBy[key] {
+	q := a.quarantinedBy[key]
+	kept := q[:0] // in place: unquarantine no longer finds key's index entry
+	delete(a.quarantinedBy, key)
+	for _, ip := range q {
 		if slices.Contains(ips, ip) {
+			kept = append(kept, ip)
 			continue
 		}
 		if a.unquarantine(key, ip) {
 			freed = append(freed, ip)
 		}
+	}
+	if len(kept) > 0 {
+		a.quarantinedBy[key] = kept
 	}
 	slices.SortFunc(freed, netip.Addr.Compare)
 	return freed
@@ -103,10 +104,7 @@ func (a *Allocator) Quarantine(key string, ips []netip.Addr) {
 // QuarantinedBy returns, sorted, the addresses the Service with the given key gave
 // up and whose release its status may not show yet.
 func (a *Allocator) QuarantinedBy(key string) []netip.Addr {
-	out := make([]netip.Addr, 0, len(a.quarantinedBy[key]))
-	for ip := range a.quarantinedBy[key] {
-		out = append(out, ip)
-	}
+	out := slices.Clone(a.quarantinedBy[key])
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
 }
@@ -129,12 +127,7 @@ func (a *Allocator) quarantinedFor(ip netip.Addr, key string) *Error {
 	if len(a.ips[ip]) > 0 {
 		return nil // held: sharing rules decide
 	}
-	var others []string
-	for k := range a.quarantined[ip] {
-		if k != key {
-			others = append(others, k)
-		}
-	}
+	others := slices.DeleteFunc(slices.Clone(a.quarantined[ip]), func(k string) bool { return k == key })
 	if len(others) == 0 {
 		return nil
 	}
