@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -106,9 +108,10 @@ func TestBGPRobust(t *testing.T) {
 		p := hostPrefix(ip)
 		expectNexthops(t, l, p, 20*time.Second, "node1", "node2", "node3")
 		// Sessions re-made with the graceful restart capability.
+		remoteGR := regexp.MustCompile(`"remoteGrMode":\s*"Restart"`)
 		testpoll.Until(t, 20*time.Second, "FRR sees graceful restart from the nodes", func() (bool, string) {
-			out, err := l.Vtysh(ctx, "show bgp neighbors 10.77.0.12 graceful-restart")
-			return err == nil && strings.Contains(out, "Remote GR Mode: Restart"), out
+			out, err := l.Vtysh(ctx, "show bgp neighbors 10.77.0.12 json")
+			return err == nil && remoteGR.MatchString(out), out
 		})
 		reachableThroughAll(t, l, ip)
 		ds, pod := fakeRollout(t, l, "node2")
@@ -214,6 +217,12 @@ func fakeRollout(t *testing.T, l *lab.Lab, node string) (*appsv1.DaemonSet, stri
 	t.Cleanup(func() {
 		_ = cs.AppsV1().DaemonSets(lab.SystemNamespace).Delete(context.Background(), "herald-speaker", metav1.DeleteOptions{})
 	})
+	// No controller-manager makes the namespace's default ServiceAccount, which
+	// admission wants for a Pod.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: lab.SystemNamespace}}
+	if _, err := cs.CoreV1().ServiceAccounts(lab.SystemNamespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating the default ServiceAccount: %v", err)
+	}
 	podLabels := map[string]string{"pod-template-generation": fmt.Sprint(ds.Generation)}
 	for k, v := range labels {
 		podLabels[k] = v
@@ -221,7 +230,7 @@ func fakeRollout(t *testing.T, l *lab.Lab, node string) (*appsv1.DaemonSet, stri
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "herald-speaker-" + node, Namespace: lab.SystemNamespace, Labels: podLabels,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: ds.UID, Controller: ptr.To(true)}}},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "speaker", Image: "herald:lab"}}},
+		Spec: corev1.PodSpec{NodeName: node, AutomountServiceAccountToken: ptr.To(false), Containers: []corev1.Container{{Name: "speaker", Image: "herald:lab"}}},
 	}
 	if _, err := cs.CoreV1().Pods(lab.SystemNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating the speaker Pod: %v", err)

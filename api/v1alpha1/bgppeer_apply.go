@@ -23,6 +23,9 @@ func BGPPeerNodeStatusApply(peer string, entry *BGPPeerNodeStatus) *unstructured
 		if entry.LastError != "" {
 			e["lastError"] = entry.LastError
 		}
+		if entry.BFD != "" {
+			e["bfd"] = entry.BFD
+		}
 		nodes = append(nodes, e)
 	}
 	return bgpPeerStatusApply(peer, map[string]any{"nodes": nodes})
