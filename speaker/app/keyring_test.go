@@ -89,7 +89,7 @@ func (f *fakeRing) KeyFingerprints() []string {
 	return out
 }
 func (f *fakeRing) Alive() []membership.Member { return f.others }
-func (f *fakeRing) AddKey(k []byte) error    { f.keys = append(f.keys, k); return nil }
+func (f *fakeRing) AddKey(k []byte) error      { f.keys = append(f.keys, k); return nil }
 func (f *fakeRing) UseKey(fp string) error {
 	for i, k := range f.keys {
 		if membership.Fingerprint(k) == fp {
