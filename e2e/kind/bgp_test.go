@@ -132,4 +132,45 @@ spec:
 	})
 	status := c.mustKubectl(t, "get", "bgppeer", "frr")
 	t.Logf("kubectl get bgppeer frr:\n%s", status)
+
+	// Graceful restart: a rollout of the speakers (the DaemonSet controller
+	// deletes each Pod, a new one starts) leaves the router's routes alone.
+	c.mustKubectl(t, "patch", "bgppeer", "frr", "--type", "merge", "-p", `{"spec":{"gracefulRestart":{"restartTimeSeconds":60}}}`)
+	testpoll.Until(t, 60*time.Second, "the sessions back with graceful restart", func() (bool, string) {
+		out, _ := exec.Command("docker", "exec", frrName, "vtysh", "-c", "show bgp neighbors json").CombinedOutput()
+		n := strings.Count(strings.ReplaceAll(string(out), " ", ""), `"remoteGrMode":"Restart"`)
+		hops := routerNexthops(ip)
+		slices.Sort(hops)
+		return n == len(c.nodes) && slices.Equal(hops, want), fmt.Sprintf("%d sessions with GR, nexthops %v", n, hops)
+	})
+	stop := make(chan struct{})
+	changes := make(chan []string, 1)
+	go func() {
+		var seen []string
+		last := strings.Join(want, ",")
+		for {
+			select {
+			case <-stop:
+				changes <- seen
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			hops := routerNexthops(ip)
+			slices.Sort(hops)
+			if cur := strings.Join(hops, ","); cur != last {
+				seen = append(seen, cur)
+				last = cur
+			}
+		}
+	}()
+	start := time.Now()
+	c.mustKubectl(t, "-n", "herald-system", "rollout", "restart", "ds/herald-speaker")
+	c.waitHerald(t)
+	time.Sleep(5 * time.Second) // End-of-RIB and the stale routes swept
+	close(stop)
+	seen := <-changes
+	t.Logf("bench: kind BGP graceful restart speaker rollout (%d nodes, %v): %d route changes at the router", len(c.nodes), time.Since(start).Round(time.Second), len(seen))
+	if len(seen) != 0 {
+		t.Errorf("the router's route to %s changed %d times during the speaker rollout: %v", ip, len(seen), seen)
+	}
 }
