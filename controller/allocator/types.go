@@ -3,6 +3,9 @@
 // It is pure: no Kubernetes client, no sockets, no clock. The controller turns
 // IPPools and Services into Pools and Requests, and the Service status it writes
 // back is the ledger from which an Allocator is rebuilt with Restore after a restart.
+// Because the status is the ledger, an address a Service gives up is handed to no
+// other Service until the controller says, with Shown, that the giver's status no
+// longer shows it (see quarantine.go).
 //
 // Memory grows with the number of assigned addresses and with the holes they leave
 // in pools, never with the size of a pool, so an IPv6 /64 pool costs what a /30 does.

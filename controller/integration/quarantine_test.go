@@ -445,7 +445,7 @@ func TestQuarantineUnderChurn(t *testing.T) {
 			t.Logf("%d churn operations in %v, %d watch events, %d status writes, %d failed by injection", ops, time.Since(start).Round(time.Millisecond), events, f.writes.Load(), f.failed.Load())
 			if len(landed) > 0 {
 				slices.Sort(landed)
-				t.Logf("spec change → release landed in status (%d releases): median %v, p90 %v, max %v",
+				t.Logf("pool/address change → old address gone from status, including any wait for room in the new pool (%d): median %v, p90 %v, max %v",
 					len(landed), landed[len(landed)/2].Round(time.Microsecond), landed[len(landed)*9/10].Round(time.Microsecond), landed[len(landed)-1].Round(time.Microsecond))
 			}
 		})
