@@ -406,6 +406,12 @@ func (w *world) restore() {
 		if ReasonOf(err) == 0 {
 			w.fatalf("Restore(%s): error %v carries no reason", key, err)
 		}
+		if w.rng.IntN(2) == 0 {
+			// What the controller does at start with a status it cannot restore.
+			w.a.Quarantine(key, ips)
+			w.logf("Quarantine(%s, %v)", key, ips)
+			w.addShown(key, ips)
+		}
 		return
 	}
 	if FamilyOf(ips[0]) == FamilyOf(ips[len(ips)-1]) && len(ips) > 1 {
