@@ -145,6 +145,40 @@ func TestBGPRobust(t *testing.T) {
 		}
 	})
 
+	t.Run("password rotation: the Secret first keeps the sessions, the router's change reconnects them", func(t *testing.T) {
+		restore(t)
+		secret := func(pw string) {
+			apply(t, l, "apiVersion: v1\nkind: Secret\nmetadata: {name: rotate-password, namespace: herald-system}\nstringData: {password: "+pw+"}\n")
+		}
+		secret("old-password")
+		t.Cleanup(func() {
+			_, _ = l.Kubectl("-n", "herald-system", "delete", "secret", "rotate-password", "--ignore-not-found")
+		})
+		if err := l.ConfigureRouter(ctx, lab.RouterConfig{Password: "old-password"}); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, l, peerYAML("router", "10.77.0.1", lab.NodeASN, "rotate-password"))
+		waitSummary(t, l, "router", "3/3", 30*time.Second)
+		before := getPeer(t, l, "router").Status.Nodes
+		secret("new-password")
+		time.Sleep(4 * time.Second)
+		after := getPeer(t, l, "router")
+		if after.Status.Summary != "3/3" {
+			t.Errorf("sessions after the Secret changed: %+v", after.Status.Nodes)
+		}
+		for i, n := range after.Status.Nodes {
+			if i < len(before) && !n.Since.Equal(&before[i].Since) {
+				t.Errorf("node %s's session was reset by the Secret change", n.Node)
+			}
+		}
+		start := time.Now()
+		if err := l.ConfigureRouter(ctx, lab.RouterConfig{Password: "new-password"}); err != nil {
+			t.Fatal(err)
+		}
+		waitSummary(t, l, "router", "3/3", 30*time.Second)
+		t.Logf("bench: BGP password rotation: sessions up with the new password %v after the router's change", time.Since(start).Round(100*time.Millisecond))
+	})
+
 	t.Run("next hop follows sourceAddress", func(t *testing.T) {
 		restore(t)
 		const src = "10.77.0.211"

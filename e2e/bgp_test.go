@@ -17,6 +17,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/e2e/lab"
@@ -327,11 +328,32 @@ stringData: {password: `+secret+`}
 		apply(t, l, peerYAML("router", "10.77.0.1", lab.NodeASN, "router-password"))
 		waitSummary(t, l, "router", "3/3", 30*time.Second)
 
+		since := map[string]metav1.Time{}
+		for _, n := range getPeer(t, l, "router").Status.Nodes {
+			since[n.Node] = n.Since
+		}
 		apply(t, l, `apiVersion: v1
 kind: Secret
 metadata: {name: router-password, namespace: herald-system}
 stringData: {password: not-the-password}
 `)
+		// A password change keeps established sessions (the TCP MD5 key is the
+		// connection's): nothing drops until the session next connects.
+		testpoll.Until(t, 10*time.Second, "PasswordPending Event", func() (bool, string) {
+			evs, err := l.Client().CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=router,reason=PasswordPending"})
+			return err == nil && len(evs.Items) > 0, fmt.Sprint(err)
+		})
+		time.Sleep(3 * time.Second)
+		for _, n := range getPeer(t, l, "router").Status.Nodes {
+			if n.State != heraldv1.BGPSessionEstablished || !n.Since.Equal(ptr.To(since[n.Node])) {
+				t.Errorf("node %s's session reset by the Secret change: %+v", n.Node, n)
+			}
+		}
+		// The router resets the sessions: they reconnect with the new, wrong,
+		// password.
+		if _, err := l.Vtysh(ctx, "clear bgp *"); err != nil {
+			t.Fatal(err)
+		}
 		testpoll.Until(t, 30*time.Second, "sessions down with a reason", func() (bool, string) {
 			p := getPeer(t, l, "router")
 			down := 0
