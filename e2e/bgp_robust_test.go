@@ -70,15 +70,19 @@ func TestBGPRobust(t *testing.T) {
 			}
 			return up == 3, out
 		})
-		testpoll.Until(t, 10*time.Second, "BGPPeer status shows BFD Up", func() (bool, string) {
-			pe := getPeer(t, l, "router")
-			for _, n := range pe.Status.Nodes {
-				if n.BFD != "Up" {
-					return false, fmt.Sprintf("%+v", pe.Status.Nodes)
+		bfdUp := func() {
+			t.Helper()
+			testpoll.Until(t, 20*time.Second, "BGPPeer status shows BFD Up on every node", func() (bool, string) {
+				pe := getPeer(t, l, "router")
+				for _, n := range pe.Status.Nodes {
+					if n.BFD != "Up" {
+						return false, fmt.Sprintf("%+v", pe.Status.Nodes)
+					}
 				}
-			}
-			return len(pe.Status.Nodes) == 3, fmt.Sprintf("%+v", pe.Status.Nodes)
-		})
+				return len(pe.Status.Nodes) == 3, fmt.Sprintf("%+v", pe.Status.Nodes)
+			})
+		}
+		bfdUp()
 		gone := watchNexthops(l, p, func(n int) bool { return n == 2 }, 10*time.Second)
 		start := time.Now()
 		if err := l.CutLink("node3"); err != nil {
@@ -98,6 +102,47 @@ func TestBGPRobust(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectNexthops(t, l, p, 30*time.Second, "node1", "node2", "node3")
+		waitSummary(t, l, "router", "3/3", 30*time.Second)
+		bfdUp()
+
+		// The router goes silent (BGP and BFD dropped at its interface): the
+		// nodes reset their sessions on BFD's word, not after the hold time.
+		marks := map[string]int{}
+		for _, n := range l.NodeNames() {
+			b, _ := os.ReadFile(l.LogPath("speaker-" + n))
+			marks[n] = len(b)
+		}
+		rules := [][]string{
+			{"INPUT", "-p", "udp", "--dport", "3784", "-j", "DROP"},
+			{"INPUT", "-p", "tcp", "--dport", "179", "-j", "DROP"},
+			{"OUTPUT", "-p", "udp", "--sport", "49152:65535", "--dport", "3784", "-j", "DROP"},
+			{"OUTPUT", "-p", "tcp", "--sport", "179", "-j", "DROP"},
+		}
+		silence := time.Now()
+		for _, r := range rules {
+			if out, err := l.Exec(lab.NSRouter, append([]string{"iptables", "-I"}, r...)...); err != nil {
+				t.Fatalf("silencing the router: %v\n%s", err, out)
+			}
+		}
+		t.Cleanup(func() {
+			for _, r := range rules {
+				_, _ = l.Exec(lab.NSRouter, append([]string{"iptables", "-D"}, r...)...)
+			}
+		})
+		testpoll.Until(t, 5*time.Second, "every node resets its session on BFD down", func() (bool, string) {
+			n := 0
+			for _, node := range l.NodeNames() {
+				b, _ := os.ReadFile(l.LogPath("speaker-" + node))
+				if len(b) > marks[node] && strings.Contains(string(b[marks[node]:]), "BFD session down; resetting the BGP session") {
+					n++
+				}
+			}
+			return n == 3, fmt.Sprintf("%d of 3", n)
+		})
+		t.Logf("bench: BGP BFD 300ms x3 router silent -> every node reset its session within %v (hold time 3 s)", time.Since(silence).Round(10*time.Millisecond))
+		if d := time.Since(silence); d > 2*time.Second {
+			t.Errorf("the nodes took %v to drop a silent router's sessions; BFD should take about 0.9 s", d)
+		}
 	})
 
 	t.Run("graceful restart: a rollout restarts a speaker without a route change or a failed request", func(t *testing.T) {
