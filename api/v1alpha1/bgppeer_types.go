@@ -9,6 +9,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same family as peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || self.peerASN != self.localASN",message="ebgpMultihop applies only to eBGP sessions (peerASN different from localASN)"
+// +kubebuilder:validation:XValidation:rule="!has(self.bfd) || !has(self.ebgpMultihop) || !self.ebgpMultihop",message="bfd is single-hop BFD (RFC 5881): it cannot be used with ebgpMultihop"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTimeSeconds) || self.keepaliveTimeSeconds < (has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90)",message="keepaliveTimeSeconds must be less than holdTimeSeconds (90 when not set)"
 type BGPPeerSpec struct {
 	// peerAddress is the router's address (IPv4 or IPv6).

@@ -52,6 +52,10 @@ func TestInvalidBGPPeersRefusedByCEL(t *testing.T) {
 		{"hold-2", base(func(s *heraldv1.BGPPeerSpec) { s.HoldTimeSeconds = ptr.To[int32](2) }), "spec.holdTimeSeconds"},
 		{"port-too-big", base(func(s *heraldv1.BGPPeerSpec) { s.Port = 70000 }), "spec.port"},
 		{"empty-secret-name", base(func(s *heraldv1.BGPPeerSpec) { s.PasswordSecretRef = &heraldv1.SecretKeyRef{Name: ""} }), "spec.passwordSecretRef.name"},
+		{"bfd-multihop", base(func(s *heraldv1.BGPPeerSpec) { s.BFD, s.EBGPMultihop = &heraldv1.BFD{}, ptr.To(true) }), "bfd is single-hop BFD (RFC 5881)"},
+		{"bfd-interval-too-short", base(func(s *heraldv1.BGPPeerSpec) { s.BFD = &heraldv1.BFD{ReceiveIntervalMilliseconds: 5} }), "spec.bfd.receiveIntervalMilliseconds"},
+		{"bfd-multiplier-1", base(func(s *heraldv1.BGPPeerSpec) { s.BFD = &heraldv1.BFD{DetectMultiplier: 1} }), "spec.bfd.detectMultiplier"},
+		{"gr-restart-time-too-long", base(func(s *heraldv1.BGPPeerSpec) { s.GracefulRestart = &heraldv1.GracefulRestart{RestartTimeSeconds: 5000} }), "spec.gracefulRestart.restartTimeSeconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +88,14 @@ func TestValidBGPPeersAccepted(t *testing.T) {
 		{"ipv6", heraldv1.BGPPeerSpec{PeerAddress: "fd00::1", SourceAddress: "fd00::11", PeerASN: 64512, LocalASN: 64512, Port: 1179}, func(t *testing.T, p *heraldv1.BGPPeer) {
 			if p.Spec.Port != 1179 {
 				t.Errorf("port = %d; want 1179", p.Spec.Port)
+			}
+		}},
+		{"bfd-and-graceful-restart-defaults", heraldv1.BGPPeerSpec{PeerAddress: "10.0.0.1", PeerASN: 64512, LocalASN: 64513, BFD: &heraldv1.BFD{}, GracefulRestart: &heraldv1.GracefulRestart{}}, func(t *testing.T, p *heraldv1.BGPPeer) {
+			if b := p.Spec.BFD; b == nil || b.ReceiveIntervalMilliseconds != 300 || b.TransmitIntervalMilliseconds != 300 || b.DetectMultiplier != 3 {
+				t.Errorf("bfd = %+v; want 300 ms × 3", p.Spec.BFD)
+			}
+			if g := p.Spec.GracefulRestart; g == nil || g.RestartTimeSeconds != 120 {
+				t.Errorf("gracefulRestart = %+v; want 120 s", p.Spec.GracefulRestart)
 			}
 		}},
 		{"password", heraldv1.BGPPeerSpec{PeerAddress: "10.0.0.1", PeerASN: 64512, LocalASN: 64513, PasswordSecretRef: &heraldv1.SecretKeyRef{Name: "bgp-auth"}}, func(t *testing.T, p *heraldv1.BGPPeer) {

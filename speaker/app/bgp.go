@@ -534,9 +534,14 @@ func (s *speaker) reportBGP(ctx context.Context, peers []heraldv1.BGPPeer, bp pl
 		}
 		entry.BFD = bfdStates[p.Name]
 		if was := b.bfdState[p.Name]; selected && was == "Up" && entry.BFD != "" && entry.BFD != "Up" {
-			s.recorder.Eventf(p, corev1.EventTypeWarning, "BFDDown", "Node %s: BFD session with %s is %s: the path to the router is gone, BGP session reset", s.cfg.NodeName, p.Spec.PeerAddress, entry.BFD)
+			s.recorder.Eventf(p, corev1.EventTypeWarning, "BFDDown", "Node %s: BFD session with %s went %s; unless the router said it went down on purpose, the path to it failed and the BGP session was reset", s.cfg.NodeName, p.Spec.PeerAddress, entry.BFD)
 		}
 		b.bfdState[p.Name] = entry.BFD
+		if entry.BFD != "" {
+			metricBFDUp.WithLabelValues(p.Name).Set(boolGauge(entry.BFD == "Up"))
+		} else {
+			metricBFDUp.DeleteLabelValues(p.Name)
+		}
 		if running && st.PasswordPending && !b.pwNoted[p.Name] {
 			s.recorder.Eventf(p, corev1.EventTypeNormal, "PasswordPending", "Node %s: the new password is used when the session next connects; the established session keeps its connection (change the router's password now: it resets the session, which reconnects with the new one)", s.cfg.NodeName)
 		}
@@ -621,6 +626,7 @@ func (b *bgpState) forget(name string) {
 	delete(b.bfdState, name)
 	delete(b.pwNoted, name)
 	metricBGPUp.DeleteLabelValues(name)
+	metricBFDUp.DeleteLabelValues(name)
 	metricBGPPrefixes.DeleteLabelValues(name)
 	metricBGPUpdates.DeleteLabelValues(name, "sent")
 	metricBGPUpdates.DeleteLabelValues(name, "received")

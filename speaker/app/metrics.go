@@ -58,6 +58,10 @@ var (
 		Name: "herald_speaker_bgp_session_up",
 		Help: "1 when this node's BGP session with the peer is established, else 0.",
 	}, []string{"peer"})
+	metricBFDUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_bfd_session_up",
+		Help: "1 when this node's BFD session with the BGP peer is Up, else 0; absent for peers without BFD.",
+	}, []string{"peer"})
 	metricBGPPrefixes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_speaker_bgp_prefixes_announced",
 		Help: "Prefixes this node advertises to the peer.",
@@ -69,5 +73,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBGPPrefixes, metricBGPUpdates)
+	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBFDUp, metricBGPPrefixes, metricBGPUpdates)
 }
