@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -350,6 +351,14 @@ type probe struct {
 	done       sync.WaitGroup
 	mu         sync.Mutex
 	errs       []string
+	spans      [][2]time.Time // start and end of each failed request (the first 50)
+}
+
+// failedSpans returns when each failed request started and ended.
+func (p *probe) failedSpans() [][2]time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.spans)
 }
 
 func startProbe(ip string, timeout time.Duration) *probe {
@@ -381,6 +390,9 @@ func startProbe(ip string, timeout time.Duration) *probe {
 				if len(p.errs) < 5 {
 					p.errs = append(p.errs, fmt.Sprintf("%s (+%v): %v", start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), err))
 				}
+				if len(p.spans) < 50 {
+					p.spans = append(p.spans, [2]time.Time{start, time.Now()})
+				}
 				p.mu.Unlock()
 				continue
 			}
@@ -399,6 +411,68 @@ func (p *probe) finish() (ok, failed int64, errs []string) {
 	}
 	p.done.Wait()
 	return p.ok.Load(), p.failed.Load(), p.errs
+}
+
+// watchNeighbour polls the host's neighbour entry for ip every 5 ms until the
+// returned function is called, which says when its MAC address changed: when
+// the host's requests started going to another node.
+func watchNeighbour(ip string) func() []time.Time {
+	stop := make(chan struct{})
+	done := make(chan []time.Time, 1)
+	go func() {
+		var switches []time.Time
+		last := ""
+		for {
+			select {
+			case <-stop:
+				done <- switches
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			out, err := exec.Command("ip", "neigh", "show", ip).Output()
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(out))
+			mac := ""
+			for i := range f {
+				if f[i] == "lladdr" && i+1 < len(f) {
+					mac = f[i+1]
+				}
+			}
+			if mac == "" {
+				continue
+			}
+			if last != "" && mac != last {
+				switches = append(switches, time.Now())
+			}
+			last = mac
+		}
+	}()
+	return func() []time.Time {
+		close(stop)
+		return <-done
+	}
+}
+
+// inFlightAtSwitch counts the failed requests that were in flight when the
+// host's neighbour entry changed, at most one per change: such a request's
+// connection lives in the old node's conntrack, and its next packets reach the
+// new node, which cannot carry it on. No announcer can save it.
+func inFlightAtSwitch(spans [][2]time.Time, switches []time.Time) int {
+	n := 0
+	used := make([]bool, len(switches))
+	for _, sp := range spans {
+		for i, sw := range switches {
+			// The poll sees a change up to 5 ms late.
+			if !used[i] && !sw.Before(sp[0]) && !sw.After(sp[1].Add(5*time.Millisecond)) {
+				used[i] = true
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // ensureNamespace creates the tests' namespace if it is missing.
