@@ -413,22 +413,25 @@ func (p *probe) finish() (ok, failed int64, errs []string) {
 	return p.ok.Load(), p.failed.Load(), p.errs
 }
 
-// watchNeighbour polls the host's neighbour entry for ip every 5 ms until the
-// returned function is called, which says when its MAC address changed: when
-// the host's requests started going to another node.
-func watchNeighbour(ip string) func() []time.Time {
+// watchNeighbour polls the host's neighbour entry for ip until the returned
+// function is called, which says between which two polls its MAC address
+// changed: when the host's requests started going to another node.
+func watchNeighbour(ip string) func() [][2]time.Time {
 	stop := make(chan struct{})
-	done := make(chan []time.Time, 1)
+	done := make(chan [][2]time.Time, 1)
 	go func() {
-		var switches []time.Time
-		last := ""
+		var switches [][2]time.Time
+		last, lastAt := "", time.Time{}
 		for {
 			select {
 			case <-stop:
 				done <- switches
 				return
-			case <-time.After(5 * time.Millisecond):
+			case <-time.After(2 * time.Millisecond):
 			}
+			// Read before the command runs: the change may have happened
+			// any time after the previous poll's start.
+			at := time.Now()
 			out, err := exec.Command("ip", "neigh", "show", ip).Output()
 			if err != nil {
 				continue
@@ -444,12 +447,12 @@ func watchNeighbour(ip string) func() []time.Time {
 				continue
 			}
 			if last != "" && mac != last {
-				switches = append(switches, time.Now())
+				switches = append(switches, [2]time.Time{lastAt, time.Now()})
 			}
-			last = mac
+			last, lastAt = mac, at
 		}
 	}()
-	return func() []time.Time {
+	return func() [][2]time.Time {
 		close(stop)
 		return <-done
 	}
@@ -458,14 +461,15 @@ func watchNeighbour(ip string) func() []time.Time {
 // inFlightAtSwitch counts the failed requests that were in flight when the
 // host's neighbour entry changed, at most one per change: such a request's
 // connection lives in the old node's conntrack, and its next packets reach the
-// new node, which cannot carry it on. No announcer can save it.
-func inFlightAtSwitch(spans [][2]time.Time, switches []time.Time) int {
+// new node, which cannot carry it on. No announcer can save it. A change is
+// only known to lie between two polls, so a request overlapping that window
+// counts.
+func inFlightAtSwitch(spans [][2]time.Time, switches [][2]time.Time) int {
 	n := 0
 	used := make([]bool, len(switches))
 	for _, sp := range spans {
 		for i, sw := range switches {
-			// The poll sees a change up to 5 ms late.
-			if !used[i] && !sw.Before(sp[0]) && !sw.After(sp[1].Add(5*time.Millisecond)) {
+			if !used[i] && !sp[1].Before(sw[0]) && !sp[0].After(sw[1]) {
 				used[i] = true
 				n++
 				break
@@ -473,6 +477,18 @@ func inFlightAtSwitch(spans [][2]time.Time, switches []time.Time) int {
 		}
 	}
 	return n
+}
+
+// spansText prints time windows for a failure message.
+func spansText(spans [][2]time.Time) string {
+	var b strings.Builder
+	for i, sp := range spans {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s–%s", sp[0].Format("15:04:05.000"), sp[1].Format("15:04:05.000"))
+	}
+	return b.String()
 }
 
 // ensureNamespace creates the tests' namespace if it is missing.

@@ -192,9 +192,9 @@ func TestKind(t *testing.T) {
 		ok, failed, errs := p.finish()
 		switches := neigh()
 		excused := inFlightAtSwitch(p.failedSpans(), switches)
-		t.Logf("speaker rollout: %d answered, %d failed (%d in flight when the host's neighbour entry changed, %d changes)", ok, failed, excused, len(switches))
+		t.Logf("speaker rollout: %d answered, %d failed (%d in flight when the host's neighbour entry changed, %d changes: %s)", ok, failed, excused, len(switches), spansText(switches))
 		if failed > int64(excused) || ok == 0 {
-			t.Errorf("%d of %d requests failed during the speaker rollout, %d of them not in flight at a neighbour change: %v", failed, ok+failed, failed-int64(excused), errs)
+			t.Errorf("%d of %d requests failed during the speaker rollout, %d of them not in flight at a neighbour change: %v (failed requests: %s)", failed, ok+failed, failed-int64(excused), errs, spansText(p.failedSpans()))
 		}
 	})
 
