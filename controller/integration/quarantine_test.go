@@ -23,13 +23,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/app"
 	"github.com/heraldlb/herald/controller/ipam"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
@@ -266,33 +264,11 @@ func serviceStatusPath(req *http.Request) (string, bool) {
 // startFaultyController runs a controller whose API requests go through f.
 func startFaultyController(t *testing.T, f *faultyStatus, workers int) func() {
 	t.Helper()
-	rc := rest.CopyConfig(restCfg)
-	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { f.next = rt; return f }
-	cfg := app.Config{
-		MetricsAddr:        "0",
-		ProbeAddr:          "0",
-		IPAM:               ipam.Options{Workers: workers, PoolStatusDelay: 50 * time.Millisecond, Classless: true},
-		SkipNameValidation: true,
-		Logger:             logr.Discard(),
-	}
-	mgr, _, err := app.New(rc, cfg)
-	if err != nil {
-		t.Fatalf("building controller: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once atomic.Bool
-	stop := func() {
-		if once.Swap(true) {
-			return
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller stopped with: %v", err)
-		}
-	}
-	t.Cleanup(stop)
+	_, stop := startController(t, controllerOpts{
+		ipam:   ipam.Options{Workers: workers},
+		logger: logr.Discard(),
+		wrap:   func(rt http.RoundTripper) http.RoundTripper { f.next = rt; return f },
+	})
 	return stop
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,6 +93,9 @@ type controllerOpts struct {
 	memberSecret   string
 	ipam           ipam.Options
 	logger         logr.Logger
+	// wrap, when set, passes every API request of the controller through it
+	// (fault injection).
+	wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // startController runs a controller until the returned stop is called (or the test
@@ -123,7 +127,12 @@ func startController(t testing.TB, o controllerOpts) (*ipam.Controller, func()) 
 		Logger:                  o.logger,
 	}
 	cfg.IPAM.Classless = !o.noClassless
-	mgr, c, err := app.New(restCfg, cfg)
+	rc := restCfg
+	if o.wrap != nil {
+		rc = rest.CopyConfig(restCfg)
+		rc.WrapTransport = o.wrap
+	}
+	mgr, c, err := app.New(rc, cfg)
 	if err != nil {
 		t.Fatalf("building controller: %v", err)
 	}

@@ -212,8 +212,8 @@ func heapMB() float64 {
 }
 
 // A router sending 50,000 routes costs the speaker what gobgp's Adj-RIB-In
-// keeps of them (measured about 17 MB; the import policy keeps them out of
-// everything else) and does not stop its announcements.
+// keeps of them (measured about 17 MB; no other table holds them) and does not
+// stop its announcements.
 func TestManyReceivedPrefixes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: the router adds 50,000 paths")
