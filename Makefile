@@ -51,9 +51,10 @@ lint: ## gofmt check and go vet.
 	go vet -tags kind ./e2e/kind/...
 
 .PHONY: build
-build: ## Build the controller and speaker binaries into bin/.
+build: ## Build the controller, speaker and kubectl-herald (kubectl plugin) binaries into bin/.
 	go build -o $(BIN)/herald-controller ./controller
 	go build -o $(BIN)/herald-speaker ./speaker
+	go build -o $(BIN)/kubectl-herald ./kubectl-herald
 
 ##@ Images
 
@@ -110,7 +111,7 @@ integration: kube-bins ## Tests against a real kube-apiserver and etcd (envtest)
 
 .PHONY: e2e
 e2e: kube-bins ## End-to-end tests in the netns lab (root; needs iproute2 iptables conntrack curl).
-	go test $(GO_TEST_FLAGS) -tags e2e -count=1 -timeout 20m -v ./e2e/... 2>&1 | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok)|_test.go:'; exit $${PIPESTATUS[0]}
+	go test $(GO_TEST_FLAGS) -tags e2e -count=1 -timeout 20m -v ./e2e/... 2>&1 | tee /tmp/herald-e2e.log | awk -f hack/test-filter.awk; exit $${PIPESTATUS[0]}
 
 .PHONY: e2e-kind
 e2e-kind: ## herald from its image and install.yaml on a real kind cluster built offline (root; installs docker.io if missing).
@@ -122,10 +123,10 @@ test: verify-gen lint unit integration e2e e2e-kind ## Everything CI runs (e2e a
 .PHONY: bench
 bench: kube-bins ## Benchmarks: allocator, BGP speaker, Service → IP on a real API server, layer 2 and BGP in the lab and on kind (root). Lines "bench: ..." go to bench-results.txt.
 	@rm -f bench-results.txt
-	@go test -run '^$$' -bench . -benchmem ./controller/allocator/ ./speaker/election/ ./speaker/plan/ ./speaker/bgp/ | tee bench-allocator.txt
+	@go test -run '^$$' -bench . -benchmem ./internal/allocator/ ./speaker/election/ ./speaker/plan/ ./speaker/announced/ ./speaker/bgp/ | tee bench-allocator.txt
 	@go test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 20m ./controller/integration/ | tee bench-apiserver.txt
 	@grep -ho 'bench: .*' bench-apiserver.txt >> bench-results.txt || true
-	@HERALD_BENCH_OUT=$(CURDIR)/bench-results.txt go test -tags e2e -run '^$$' -bench 'Benchmark(Layer2|BGP)$$' -benchtime 1x -timeout 20m ./e2e/ | grep -E '^bench:|^ok|FAIL'
+	@HERALD_BENCH_OUT=$(CURDIR)/bench-results.txt go test -tags e2e -run '^$$' -bench 'Benchmark(Layer2|BGP|AnnouncedFailover)$$' -benchtime 1x -timeout 20m ./e2e/ | grep -E '^bench:|^ok|FAIL'
 	@HERALD_BENCH_OUT=$(CURDIR)/bench-results.txt BENCH=1 hack/kind-e2e.sh
 	@echo; cat bench-results.txt
 

@@ -14,8 +14,8 @@ import (
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/controller/app"
+	"github.com/heraldlb/herald/internal/allocator"
 	"github.com/heraldlb/herald/internal/version"
 )
 

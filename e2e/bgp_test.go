@@ -433,17 +433,39 @@ spec: {ipPools: [lan], peers: [router]}
 		ips := whoamiServiceFrom(t, l, "routed", "bgp", "web", false, "node1", "node2", "node3")
 		p := hostPrefix(firstV4(ips))
 		expectNexthops(t, l, p, 10*time.Second, "node1", "node2", "node3")
+		cs := l.Client()
+		c, _ := waitAnnounced(t, cs, "bgp", "web", 10*time.Second, "True over BGP from the three nodes", func(c *metav1.Condition) bool {
+			return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "over BGP") &&
+				strings.Contains(c.Message, "node1 (to ") && strings.Contains(c.Message, "node2 (to ") && strings.Contains(c.Message, "node3 (to ")
+		})
+		t.Logf("%s: %s", c.Reason, c.Message)
 		if err := l.StopRouterBGP(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		// Undone even if the subtest fails first, so later subtests start whole.
 		t.Cleanup(func() { _ = l.StartRouterBGP(context.Background()) })
 		expectNexthops(t, l, p, 10*time.Second)
+		// FRR's sessions are down; BIRD's (an earlier subtest's peer) may
+		// still carry the route: then the condition stays True and says which
+		// sessions are down, else it is False with each session's state.
+		c, _ = waitAnnounced(t, cs, "bgp", "web", 10*time.Second, "FRR's sessions reported down", func(c *metav1.Condition) bool {
+			if !strings.Contains(c.Message, "node1 to router: Active") {
+				return false
+			}
+			if strings.Contains(c.Message, "(to bird)") {
+				return c.Status == metav1.ConditionTrue
+			}
+			return c.Status == metav1.ConditionFalse && c.Reason == heraldv1.AnnouncedReasonBGPSessionsDown
+		})
+		t.Logf("%s: %s", c.Reason, c.Message)
 		start := time.Now()
 		if err := l.StartRouterBGP(ctx); err != nil {
 			t.Fatal(err)
 		}
 		took := expectNexthops(t, l, p, 15*time.Second, "node1", "node2", "node3")
+		waitAnnounced(t, cs, "bgp", "web", 10*time.Second, "True with every session up again", func(c *metav1.Condition) bool {
+			return c.Status == metav1.ConditionTrue && !strings.Contains(c.Message, "sessions down")
+		})
 		t.Logf("route back with three nexthops %v after bgpd restarted", time.Since(start).Round(time.Millisecond))
 		if took > 5*time.Second {
 			t.Errorf("sessions took %v to come back; the speakers should redial within about connectRetrySeconds (1 s)", took)

@@ -19,5 +19,7 @@ if [[ ${BENCH:-} == 1 ]]; then
   go test -tags kind -run '^$' -bench Kind -benchtime 1x -timeout 40m ./e2e/kind/ | grep -E '^bench:|^ok|FAIL|_test.go:'
   exit "${PIPESTATUS[0]}"
 fi
-go test -tags kind -count=1 -timeout 40m -v ./e2e/kind/ 2>&1 | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok)|_test.go:'
+# The whole output stays in /tmp/herald-e2e-kind.log; the terminal gets test
+# names, results and t.Log lines with their first lines (a golden's diff).
+go test -tags kind -count=1 -timeout 40m -v ./e2e/kind/ 2>&1 | tee /tmp/herald-e2e-kind.log | awk -f hack/test-filter.awk
 exit "${PIPESTATUS[0]}"

@@ -32,6 +32,8 @@ func main() {
 	flag.DurationVar(&cfg.HoldDown, "hold-down", 10*time.Second, "how long a starting speaker waits to hear another before announcing alone, and how long a (re)joined node settles before it is given addresses nobody holds")
 	flag.BoolVar(&cfg.HandleClassless, "handle-classless", true, "also announce LoadBalancer Services with no spec.loadBalancerClass (set it as on the controller)")
 	flag.DurationVar(&cfg.RefreshInterval, "arp-refresh-interval", layer2.DefaultRefreshInterval, "how often announced addresses are announced again by gratuitous ARP / unsolicited NA, for switches whose MAC tables age out first; 0 disables")
+	flag.Float64Var(&cfg.StatusQPS, "status-qps", 25, "most writes per second of Services' herald.io/Announced condition by this speaker (a node failure moves many Services at once)")
+	flag.IntVar(&cfg.StatusBurst, "status-burst", 50, "writes of the herald.io/Announced condition this speaker may make at once before --status-qps applies")
 	flag.DurationVar(&cfg.HandOver, "hand-over", 2*time.Second, "how long a stopping speaker keeps answering after it has left, while new owners announce")
 	flag.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 100*time.Millisecond, "wait for an answer when probing an address before first announcing it (0 skips probing)")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":7474", "address serving /metrics (\"0\" to disable)")

@@ -25,6 +25,17 @@ const (
 	// True with the addresses, or False with the reason none could be given.
 	ConditionIPAllocated = "herald.io/IPAllocated"
 
+	// ConditionAnnounced is the Service status condition the speakers write
+	// (field manager SpeakerStatusFieldManager): True with which nodes announce
+	// the Service's addresses and how, or False with why none does. One speaker
+	// writes it for each Service: the layer 2 owner, else one chosen by a hash
+	// of the Service over the live speakers.
+	ConditionAnnounced = "herald.io/Announced"
+	// SpeakerStatusFieldManager is the server-side apply field manager of the
+	// herald.io/Announced condition. Every speaker uses it, so whichever
+	// speaker writes the condition next replaces the last one's.
+	SpeakerStatusFieldManager = "herald-speaker"
+
 	// IPPoolConditionReady is True when a pool's addresses were understood.
 	IPPoolConditionReady = "Ready"
 	// SpeakerFieldManagerPrefix, followed by the node's name, is the
@@ -45,4 +56,37 @@ const (
 	// kube-system/kube-proxy): every node then answers ARP for every
 	// LoadBalancer address. Absent when there is nothing to say.
 	L2AnnouncementConditionKubeProxyStrictARP = "KubeProxyStrictARP"
+)
+
+// Reasons of the herald.io/Announced condition.
+const (
+	// AnnouncedReasonAnnounced (True): nodes announce every address.
+	AnnouncedReasonAnnounced = "Announced"
+	// AnnouncedReasonPartly (True): some addresses are announced, others not;
+	// the message says which and why.
+	AnnouncedReasonPartly = "PartlyAnnounced"
+	// AnnouncedReasonNotCovered: no L2Announcement or BGPAnnouncement covers
+	// the Service's pool (or selects the Service).
+	AnnouncedReasonNotCovered = "NotCovered"
+	// AnnouncedReasonNoEligibleNode: announcements cover the Service, but
+	// their nodeSelectors, node readiness or the exclude label leave no node.
+	AnnouncedReasonNoEligibleNode = "NoEligibleNode"
+	// AnnouncedReasonNoReadyEndpoint: externalTrafficPolicy Local and no
+	// eligible node has a ready endpoint of the Service.
+	AnnouncedReasonNoReadyEndpoint = "NoReadyEndpoint"
+	// AnnouncedReasonNoSpeaker: eligible nodes exist but no speaker runs (or is
+	// alive in memberlist) on any of them.
+	AnnouncedReasonNoSpeaker = "NoSpeaker"
+	// AnnouncedReasonAddressConflict: the elected node found another host
+	// (not a herald speaker) answering for the address, and does not announce.
+	AnnouncedReasonAddressConflict = "AddressConflict"
+	// AnnouncedReasonInterfaceUnavailable: the eligible nodes cannot announce
+	// (no usable interface, or answering failed).
+	AnnouncedReasonInterfaceUnavailable = "InterfaceUnavailable"
+	// AnnouncedReasonBGPSessionsDown: BGP would announce it, but no session
+	// of the nodes that announce it is Established.
+	AnnouncedReasonBGPSessionsDown = "BGPSessionsDown"
+	// AnnouncedReasonNodeAddress: every address is a Node's own address,
+	// which no speaker announces.
+	AnnouncedReasonNodeAddress = "NodeAddress"
 )

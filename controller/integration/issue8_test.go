@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/controller/ipam"
+	"github.com/heraldlb/herald/internal/allocator"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
 

@@ -32,7 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/allocator"
 	"github.com/heraldlb/herald/internal/ipaddr"
 	"github.com/heraldlb/herald/internal/svcclass"
 )

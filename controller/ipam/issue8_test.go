@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/allocator"
 )
 
 func TestWantPoolAnnotation(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/kubeproxy"
+	"github.com/heraldlb/herald/internal/kubeproxy"
 )
 
 // The one ConfigMap read is kube-proxy's, in kube-system: a Role there, not a

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/allocator"
 	"github.com/heraldlb/herald/internal/nodeaddr"
 )
 

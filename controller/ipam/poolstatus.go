@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/allocator"
 )
 
 // runPoolStatus keeps every IPPool's status current, and with it the status of

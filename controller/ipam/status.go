@@ -17,7 +17,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/controller/allocator"
+	"github.com/heraldlb/herald/internal/allocator"
 	"github.com/heraldlb/herald/internal/ipaddr"
 )
 

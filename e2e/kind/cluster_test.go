@@ -503,6 +503,11 @@ func (c *cluster) ensureNamespace(t testing.TB) {
 // backend is a whoami Deployment of n replicas in testNS (on one node when
 // nodeName is set).
 func (c *cluster) backend(name string, replicas int, nodeName string) string {
+	return c.backendIn(testNS, name, replicas, nodeName)
+}
+
+// backendIn is backend in namespace ns.
+func (c *cluster) backendIn(ns, name string, replicas int, nodeName string) string {
 	selector := ""
 	if nodeName != "" {
 		selector = fmt.Sprintf("\n      nodeSelector: {kubernetes.io/hostname: %s}", nodeName)
@@ -527,7 +532,7 @@ spec:
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 2}
         resources: {requests: {cpu: 1m, memory: 8Mi}}
-`, name, testNS, replicas, c.whoami, selector)
+`, name, ns, replicas, c.whoami, selector)
 }
 
 // lbService is a LoadBalancer Service on port 80 for the pods labelled app=app.

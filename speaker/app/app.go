@@ -57,6 +57,10 @@ type Config struct {
 	// ProbeTimeout bounds the wait for an answer when probing an address before
 	// announcing it for the first time; zero skips probing.
 	ProbeTimeout time.Duration
+	// StatusQPS and StatusBurst bound this speaker's writes of Services'
+	// herald.io/Announced condition (a token bucket).
+	StatusQPS   float64
+	StatusBurst int
 	// MetricsAddr and HealthAddr serve /metrics and /healthz, /readyz ("0": off).
 	MetricsAddr, HealthAddr string
 	Logger                  logr.Logger
@@ -88,6 +92,12 @@ func Run(ctx context.Context, rc *rest.Config, cfg Config) error {
 	}
 	if cfg.MemberlistSecret == "" && !cfg.Insecure {
 		return fmt.Errorf("no memberlist Secret configured; set --memberlist-secret or --insecure-memberlist")
+	}
+	if err := waitReachable(ctx, func(ctx context.Context) error {
+		_, err := cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+		return err
+	}, cfg.HealthAddr, cfg.Logger); err != nil {
+		return err
 	}
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                 scheme,

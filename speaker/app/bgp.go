@@ -214,20 +214,7 @@ func (s *speaker) syncBGP(ctx context.Context, svcs []plan.Service, nodes []plan
 		return
 	}
 	b.nodeGone = false
-	planPeers := make([]plan.BGPPeer, 0, len(in.peers))
-	for i := range in.peers {
-		p := &in.peers[i]
-		sel, err := selector(p.Spec.NodeSelector)
-		if err != nil {
-			continue
-		}
-		addr, err := netip.ParseAddr(p.Spec.PeerAddress)
-		if err != nil {
-			continue
-		}
-		planPeers = append(planPeers, plan.BGPPeer{Name: p.Name, NodeSelector: sel, IPv6: addr.Unmap().Is6()})
-	}
-	bp := plan.ComputeBGP(s.cfg.NodeName, svcs, nodes, pools, planPeers, in.anns)
+	bp := plan.ComputeBGP(s.cfg.NodeName, svcs, nodes, pools, planBGPPeers(in.peers), in.anns)
 
 	v4, v6 := nodeAddrs(&self)
 	job := &bgpJob{peers: in.peers, plan: bp, peerErrs: map[string]string{}, routerID: routerID(v4, s.cfg.NodeName),

@@ -343,11 +343,14 @@ func (f *fixture) sync() time.Time {
 }
 
 // events drains the Events recorded so far.
-func (f *fixture) events() []string {
+func (f *fixture) events() []string { return drainEvents(f.rec) }
+
+// drainEvents returns the Events a fake recorder holds, emptying it.
+func drainEvents(rec *record.FakeRecorder) []string {
 	var out []string
 	for {
 		select {
-		case e := <-f.rec.Events:
+		case e := <-rec.Events:
 			out = append(out, e)
 		default:
 			return out

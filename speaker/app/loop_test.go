@@ -114,6 +114,25 @@ func TestReport(t *testing.T) {
 	}
 }
 
+// A Service that comes to share an announced address gets its own Announcing
+// Event; the Service already there gets none.
+func TestReportSharerJoins(t *testing.T) {
+	f := newFixture(t, baseObjects()...)
+	ctx := t.Context()
+	on := map[netip.Addr]appliedAddr{addr1: {iface: "eth0"}}
+	f.s.report(ctx, map[string]plan.Group{"10.0.0.1": group("10.0.0.1", "ns/web")}, on)
+	f.events()
+	f.s.report(ctx, map[string]plan.Group{"10.0.0.1": group("10.0.0.1", "ns/db", "ns/web")}, on)
+	evs := f.events()
+	if a := withEvent(evs, "Announcing"); len(a) != 1 {
+		t.Errorf("Announcing Events when db joined web's address: %q; want one, for db", evs)
+	}
+	f.s.report(ctx, map[string]plan.Group{"10.0.0.1": group("10.0.0.1", "ns/db", "ns/web")}, on)
+	if n := count(f.events(), "Announcing"); n != 0 {
+		t.Errorf("%d Announcing Events with nothing new", n)
+	}
+}
+
 func TestReportWarnings(t *testing.T) {
 	f := newFixture(t, baseObjects()...)
 	ctx := t.Context()

@@ -70,8 +70,16 @@ var (
 		Name: "herald_speaker_bgp_updates_total",
 		Help: "BGP UPDATE messages exchanged with the peer, by direction (sent, received).",
 	}, []string{"peer", "direction"})
+	metricAnnouncedWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_announced_condition_writes_total",
+		Help: "Writes of Services' herald.io/Announced condition by this speaker (bounded by --status-qps).",
+	})
+	metricAnnouncedReported = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_services_reported",
+		Help: "Services whose herald.io/Announced condition this speaker reports, by whether they are announced (true, false).",
+	}, []string{"announced"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBFDUp, metricBGPPrefixes, metricBGPUpdates)
+	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBFDUp, metricBGPPrefixes, metricBGPUpdates, metricAnnouncedWrites, metricAnnouncedReported)
 }

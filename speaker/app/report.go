@@ -46,7 +46,10 @@ func (s *speaker) report(ctx context.Context, mine map[string]plan.Group, applie
 			if ref == nil {
 				continue
 			}
-			if changed && len(ips) > 0 {
+			// A Service joining a group already announced (a second
+			// sharer) is news to that Service even though nothing moved.
+			joined := had && !slices.Contains(s.ownedServices[key], svc)
+			if (changed || joined) && len(ips) > 0 {
 				s.recorder.Eventf(ref, corev1.EventTypeNormal, "Announcing", "Node %s announces %s on %s (layer 2)", s.cfg.NodeName, ipaddr.Join(ips), strings.Join(ifs, ", "))
 			}
 			if !had && len(conflicts) > 0 {

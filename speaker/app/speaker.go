@@ -93,6 +93,9 @@ type speaker struct {
 	// in it is a takeover, which must not wait for a probe.
 	seen map[netip.Addr]bool
 	bgp  *bgpState
+	// announced writes the Services' herald.io/Announced condition; nil
+	// (tests) writes none.
+	announced *announcedWriter
 	// ready is what /readyz reports; the loop updates it.
 	ready *readyState
 }
@@ -111,6 +114,7 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config) *speak
 	s.informer = mgr.GetCache().GetInformer
 	s.waitSync = mgr.GetCache().WaitForCacheSync
 	s.cs = cs
+	s.announced = newAnnouncedWriter(s.log.WithName("announced"), mgr.GetClient(), s.recorder, cfg.StatusQPS, cfg.StatusBurst, s.applyAnnounced)
 	s.keys = newKeySource(mgr.GetClient(), cfg, s.log, s.ready.alone)
 	return s
 }
@@ -154,22 +158,56 @@ func (s *speaker) poke() {
 	}
 }
 
+// informerWhenReachable gets o's informer, waiting for the API server as long
+// as it takes. Right after a node boots the API server's Service address
+// (10.96.0.1 on kind) answers only once kube-proxy has programmed it; before
+// that, the first discovery request times out. Exiting there put the speaker
+// into CrashLoopBackOff on every node restart, and its back-off delayed the
+// node's return to announcing. Waiting keeps /healthz answering and /readyz
+// saying "caches not synced".
+func (s *speaker) informerWhenReachable(ctx context.Context, o client.Object) (crcache.Informer, error) {
+	delay := 500 * time.Millisecond
+	for {
+		inf, err := s.informer(ctx, o)
+		if err == nil {
+			return inf, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("watching %T: %w", o, err)
+		}
+		s.log.Info("Waiting for the API server", "watching", fmt.Sprintf("%T", o), "error", err.Error(), "retryIn", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("watching %T: %w", o, err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 8*time.Second)
+	}
+}
+
 // Start runs until ctx ends, then leaves memberlist and hands over.
 func (s *speaker) Start(ctx context.Context) error {
 	for _, o := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &heraldv1.IPPool{}, &heraldv1.L2Announcement{},
 		&heraldv1.BGPPeer{}, &heraldv1.BGPAnnouncement{}, &corev1.Secret{}} {
-		inf, err := s.informer(ctx, o)
+		inf, err := s.informerWhenReachable(ctx, o)
 		if err != nil {
-			return fmt.Errorf("watching %T: %w", o, err)
+			return err
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: func(any) { s.poke() },
 			UpdateFunc: func(old, cur any) {
 				// Speakers write BGPPeer status; those writes change nothing
 				// any speaker acts on.
+				if o, ok := old.(*corev1.Service); ok {
+					if c, ok := cur.(*corev1.Service); ok && announcedOnly(o, c) {
+						return
+					}
+				}
+				// Only which sessions are Established matters, to the
+				// Services' Announced condition.
 				o, ok1 := old.(*heraldv1.BGPPeer)
 				c, ok2 := cur.(*heraldv1.BGPPeer)
-				if ok1 && ok2 && o.Generation == c.Generation {
+				if ok1 && ok2 && o.Generation == c.Generation && establishedSet(o) == establishedSet(c) {
 					return
 				}
 				s.poke()
@@ -190,6 +228,9 @@ func (s *speaker) Start(ctx context.Context) error {
 		return err
 	}
 	go s.bgp.status.run(ctx)
+	if s.announced != nil {
+		go s.announced.run(ctx)
+	}
 	go s.runBGP(ctx)
 	var node corev1.Node
 	if err := s.client.Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &node); err != nil {

@@ -112,7 +112,7 @@ func computeFromCluster(t *testing.T, c client.Client) plan.Plan {
 	return plan.Compute(svcs, nodes, pools, anns)
 }
 
-func announced(p plan.Plan) []string {
+func plannedServices(p plan.Plan) []string {
 	var out []string
 	for _, g := range p.Groups {
 		out = append(out, g.Services...)
@@ -139,7 +139,7 @@ func TestSnapshotNeverDarkOnPoolEdit(t *testing.T) {
 		lbService("steals", "10.0.0.11", "lan"))  // the node's own address
 
 	p := computeFromCluster(t, c)
-	if got, want := announced(p), []string{"ns/retained", "ns/web"}; !slices.Equal(got, want) {
+	if got, want := plannedServices(p), []string{"ns/retained", "ns/web"}; !slices.Equal(got, want) {
 		t.Errorf("before the edit: announced %v; want %v", got, want)
 	}
 	if len(p.NodeAddressConflicts) != 1 || p.NodeAddressConflicts[0].Service != "ns/steals" || p.Skipped["ns/steals"] != plan.SkipNodeAddress {
@@ -155,7 +155,7 @@ func TestSnapshotNeverDarkOnPoolEdit(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = computeFromCluster(t, c)
-	if got, want := announced(p), []string{"ns/retained", "ns/web"}; !slices.Equal(got, want) {
+	if got, want := plannedServices(p), []string{"ns/retained", "ns/web"}; !slices.Equal(got, want) {
 		t.Errorf("after an edit that does not parse: announced %v, skipped %v; want %v", got, p.Skipped, want)
 	}
 	for _, g := range p.Groups {

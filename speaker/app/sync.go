@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/heraldlb/herald/internal/ipaddr"
+	"github.com/heraldlb/herald/speaker/announced"
 	"github.com/heraldlb/herald/speaker/election"
 	"github.com/heraldlb/herald/speaker/plan"
 )
@@ -183,6 +185,8 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 	applied := s.l2.Set(ctx, desired, speakerMACs)
 	s.ready.update(func(r *readiness) { r.Applied = true })
 	s.report(ctx, mine, applied)
+	s.reportAnnounced(ctx, announced.Input{Self: s.cfg.NodeName, Alive: slices.Sorted(maps.Keys(aliveNames)), Services: svcs, Nodes: nodes, Pools: pools,
+		L2Anns: anns, L2: p, Owner: res.Owner}, in, mine, applied)
 
 	// Claim what is announced now (a group counts when any of its addresses
 	// is answered). Until settled, also say so, so that nobody gives this

@@ -233,12 +233,16 @@ func (s *Speaker) holdDown(p *peer) {
 	}
 }
 
+// setStateLocked records the session state gobgp's peer events report. It
+// leaves lastErr alone: those events reach us through gobgp's watcher queue, so
+// an Established event can arrive after the error that ended that very session
+// was logged (a router that sends too many routes at once is shut down within
+// milliseconds), and clearing lastErr here would lose that error — the session
+// would sit Idle without a reason and redial instead of being held down. The
+// logger clears lastErr instead, in step with gobgp's FSM (see gobgpLogger.log).
 func (s *Speaker) setStateLocked(p *peer, state string) {
 	if p.state != state {
 		p.state, p.since = state, time.Now()
-	}
-	if state == StateEstablished {
-		p.lastErr = ""
 	}
 }
 
@@ -475,6 +479,18 @@ func (l *gobgpLogger) log(level slog.Level, msg string, f gobgplog.Fields) {
 	}
 	key, _ := f["Key"].(string)
 	if key == "" {
+		return
+	}
+	if msg == "state changed" && f["new"] == bgp.BGP_FSM_ESTABLISHED.String() {
+		// gobgp logs this in its server loop as the session comes up, before
+		// it handles anything the router sends on it: whatever goes wrong
+		// with this session is logged after it, so clearing the last error
+		// here cannot lose that.
+		l.s.mu.Lock()
+		if p := l.s.byAddr[key]; p != nil {
+			p.lastErr = ""
+		}
+		l.s.mu.Unlock()
 		return
 	}
 	text, closed := describe(msg, f)

@@ -12,6 +12,7 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/heraldlb/herald/internal/testpoll"
@@ -193,6 +194,8 @@ func TestPrefixLimit(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if st := statusOf(s, "r"); st.State == StateEstablished {
 		t.Fatalf("re-established %v after the prefix limit: %+v", time.Since(down), st)
+	} else if !strings.Contains(st.LastError, "more than 100 routes") {
+		t.Errorf("the reason is gone while held down: %+v", st)
 	}
 	// Then it tries again (and is closed again: the router still sends 150).
 	testpoll.Until(t, 10*time.Second, "dialled again after the hold", func() (bool, string) {
@@ -200,6 +203,55 @@ func TestPrefixLimit(t *testing.T) {
 	})
 	if d := time.Since(down); d < 3*time.Second {
 		t.Errorf("dialled again after %v, want the 4 s hold", d)
+	}
+}
+
+// gobgp reports state changes through its watcher queue, after the fact: the
+// Established event of a session the router overran at once can reach the
+// speaker after the prefix-limit NOTIFICATION was logged. That late event must
+// not wipe the error (the session would then sit Idle without a reason, and be
+// redialled instead of held down). This is the order TestPrefixLimit met on a
+// loaded machine, replayed without timing.
+func TestLateEstablishedEventKeepsError(t *testing.T) {
+	oldMax := maxReceivedPrefixes
+	maxReceivedPrefixes = 100
+	t.Cleanup(func() { maxReceivedPrefixes = oldMax })
+
+	s := newSpeaker(t, Config{ListenPort: int32(freePort(t, "127.0.0.1"))})
+	const addr = "127.0.0.5"
+	set(t, s, Desired{Peers: []Peer{{Name: "p", Address: netip.MustParseAddr(addr), ASN: 65001, LocalASN: 65000, Passive: true}}})
+	event := func(st api.PeerState_SessionState) {
+		s.onPeerEvent(&api.WatchEventResponse{Event: &api.WatchEventResponse_Peer{Peer: &api.WatchEventResponse_PeerEvent{
+			Type: api.WatchEventResponse_PeerEvent_STATE,
+			Peer: &api.Peer{State: &api.PeerState{NeighborAddress: addr, SessionState: st}},
+		}}})
+	}
+	l := &gobgpLogger{s: s}
+	// An error from before this session is cleared when it comes up ...
+	s.setError(s.peers["p"], "hold timer expired")
+	l.Debug("state changed", gobgplog.Fields{"Topic": "Peer", "Key": addr,
+		"old": bgp.BGP_FSM_OPENCONFIRM.String(), "new": bgp.BGP_FSM_ESTABLISHED.String()})
+	if st := statusOf(s, "p"); st.LastError != "" {
+		t.Errorf("LastError after the session came up: %q", st.LastError)
+	}
+	// ... and what ends it is kept, however late the Established event is.
+	l.Warn("sent notification", gobgplog.Fields{"Topic": "Peer", "Key": addr, "State": bgp.BGP_FSM_ESTABLISHED.String(),
+		"Code": uint8(bgp.BGP_ERROR_CEASE), "Subcode": uint8(bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED)})
+	event(api.PeerState_ESTABLISHED)
+	if st := statusOf(s, "p"); st.State != StateEstablished || !strings.Contains(st.LastError, "more than 100 routes") {
+		t.Errorf("after a late Established event: %+v", st)
+	}
+	// So the Idle event that follows holds the session down rather than
+	// redialling it.
+	event(api.PeerState_IDLE)
+	testpoll.Until(t, 5*time.Second, "held down", func() (bool, string) {
+		s.setMu.Lock()
+		defer s.setMu.Unlock()
+		p := s.peers["p"]
+		return !p.heldUntil.IsZero() && !p.configured, fmt.Sprintf("%+v", statusOf(s, "p"))
+	})
+	if st := statusOf(s, "p"); st.State != StateIdle || !strings.Contains(st.LastError, "more than 100 routes") {
+		t.Errorf("held down: %+v", st)
 	}
 }
 

@@ -219,3 +219,22 @@ func compareLarge(a, b LargeCommunity) int {
 	}
 	return 0
 }
+
+// CoveringBGP returns the BGPAnnouncements that select s and cover the pool of at
+// least one of its addresses: those ComputeBGP announces s with.
+func CoveringBGP(s Service, pools []Pool, anns []BGPAnnouncement) []BGPAnnouncement {
+	owners := attribute(s, pools)
+	var out []BGPAnnouncement
+	for _, a := range anns {
+		if !a.ServiceSelector.matches(s.Labels) {
+			continue
+		}
+		for _, o := range owners {
+			if o.CoveredBy(a.Pools, a.PoolSelector) {
+				out = append(out, a)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -385,3 +385,9 @@ func sortedUniqueAddrs(s []netip.Addr) []netip.Addr {
 	slices.SortFunc(s, netip.Addr.Compare)
 	return slices.Compact(s)
 }
+
+// Covering returns the L2Announcements that cover s (see Compute): the
+// announcements whose selectors explain who may announce it.
+func Covering(s Service, pools []Pool, anns []Announcement) []Announcement {
+	return coveringAnnouncements(s, attribute(s, pools), anns)
+}
