@@ -110,3 +110,37 @@ func TestSessionsFollowTheAnnouncedNodes(t *testing.T) {
 		}
 	}
 }
+
+// Within one second the list's order is the order in which the components
+// called their recorders, which races; the report shows cause before effect.
+func TestStatusOrdersOneSecondsEventsByCause(t *testing.T) {
+	svc := lb("shop", "web")
+	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	t1 := metav1.NewTime(t0.Add(time.Second))
+	ev := func(source, reason string, at metav1.Time) corev1.Event {
+		return corev1.Event{
+			InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: "shop", Name: "web"},
+			Source:         corev1.EventSource{Component: source}, Reason: reason, LastTimestamp: at,
+		}
+	}
+	c := Cluster{Services: []corev1.Service{svc}, Events: []corev1.Event{
+		// As the API listed them in CI: by the time each was recorded.
+		ev("herald-speaker", "Announced", t0),
+		ev("herald-speaker", "Announcing", t0),
+		ev("herald-controller", "IPAllocated", t0),
+		ev("herald-speaker", "NotAnnounced", t1),
+		ev("herald-speaker", "NotAnnouncing", t1),
+	}}
+	r, err := Status(c, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range r.Events {
+		got = append(got, e.Reason)
+	}
+	want := []string{"IPAllocated", "Announcing", "Announced", "NotAnnouncing", "NotAnnounced"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("events %v; want %v", got, want)
+	}
+}

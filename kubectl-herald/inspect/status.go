@@ -361,12 +361,45 @@ func events(all []corev1.Event, svc *corev1.Service) []Event {
 		}
 		out = append(out, ev)
 	}
-	slices.SortStableFunc(out, func(a, b Event) int { return a.Last.Compare(b.Last) })
+	slices.SortStableFunc(out, func(a, b Event) int {
+		if c := a.Last.Truncate(time.Second).Compare(b.Last.Truncate(time.Second)); c != 0 {
+			return c
+		}
+		if c := stage(a) - stage(b); c != 0 {
+			return c
+		}
+		return a.Last.Compare(b.Last)
+	})
 	if len(out) > maxEvents {
 		out = out[len(out)-maxEvents:]
 	}
 	return out
 }
+
+// stage orders the Events of one second by cause and effect. Their times
+// have a resolution of one second (core/v1 Events), and within it the list's
+// order is the order in which the controller and the speakers called their
+// recorders: a speaker that sees the controller's status write can announce,
+// and say so, before the controller has recorded its IPAllocated, and the
+// speaker writing the condition can say Announced before the announcing node
+// has said Announcing (CI saw both). The allocation comes first, then what
+// nodes did, then the herald.io/Announced condition that sums them up.
+func stage(e Event) int {
+	switch {
+	case e.Source == controllerComponent:
+		return 0
+	case e.Reason == eventAnnounced || e.Reason == eventNotAnnounced:
+		return 2
+	}
+	return 1
+}
+
+// The Event source and reasons stage knows.
+const (
+	controllerComponent = "herald-controller"
+	eventAnnounced      = "Announced"
+	eventNotAnnounced   = "NotAnnounced"
+)
 
 // lastSeen is when an Event last happened, whichever API wrote it.
 func lastSeen(e corev1.Event) time.Time {
