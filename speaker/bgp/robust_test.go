@@ -226,6 +226,13 @@ func TestLateEstablishedEventKeepsError(t *testing.T) {
 			Peer: &api.Peer{State: &api.PeerState{NeighborAddress: addr, SessionState: st}},
 		}}})
 	}
+	// The real server reports the passive peer Active through its own
+	// watcher; wait for that, so its event cannot land between the replayed
+	// ones below (CI saw it overwrite the replayed Established).
+	testpoll.Until(t, 10*time.Second, "the passive peer Active", func() (bool, string) {
+		st := statusOf(s, "p")
+		return st.State == StateActive, fmt.Sprintf("%+v", st)
+	})
 	l := &gobgpLogger{s: s}
 	// An error from before this session is cleared when it comes up ...
 	s.setError(s.peers["p"], "hold timer expired")
