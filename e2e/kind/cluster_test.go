@@ -33,7 +33,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/testevents"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
@@ -241,15 +240,15 @@ func (c *cluster) waitIP(t testing.TB, name string, within time.Duration) string
 	return ips[0]
 }
 
-// allocated returns the Service's herald.io/IPAllocated condition (nil if none).
-func (c *cluster) allocated(t testing.TB, name string) *metav1.Condition {
+// condition returns the Service's condition of type typ (nil if none).
+func (c *cluster) condition(t testing.TB, ns, name, typ string) *metav1.Condition {
 	t.Helper()
-	s, err := c.cs.CoreV1().Services(testNS).Get(context.Background(), name, metav1.GetOptions{})
+	s, err := c.cs.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range s.Status.Conditions {
-		if s.Status.Conditions[i].Type == heraldv1.ConditionIPAllocated {
+		if s.Status.Conditions[i].Type == typ {
 			return &s.Status.Conditions[i]
 		}
 	}

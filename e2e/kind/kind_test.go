@@ -15,6 +15,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/testpoll"
 )
 
@@ -115,7 +116,7 @@ func TestKind(t *testing.T) {
 		c.apply(t, c.backend("web", 3, ""))
 		c.apply(t, lbService("web", "web", false, nil))
 		testpoll.Until(t, 30*time.Second, "the NoPool condition on Service web", func() (bool, string) {
-			cond := c.allocated(t, "web")
+			cond := c.condition(t, testNS, "web", heraldv1.ConditionIPAllocated)
 			if cond == nil {
 				return false, "no condition"
 			}

@@ -232,26 +232,11 @@ func (c *cluster) ipFromEnd(n int) netip.Addr {
 	return a
 }
 
-// announced returns the Service's herald.io/Announced condition (nil if none).
-func (c *cluster) announcedIn(t testing.TB, ns, name string) *metav1.Condition {
-	t.Helper()
-	s, err := c.cs.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range s.Status.Conditions {
-		if s.Status.Conditions[i].Type == heraldv1.ConditionAnnounced {
-			return &s.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
 func (c *cluster) waitAnnounced(t testing.TB, ns, name string, within time.Duration, ok func(*metav1.Condition) bool) *metav1.Condition {
 	t.Helper()
 	var cond *metav1.Condition
 	testpoll.Until(t, within, "the Announced condition of "+ns+"/"+name, func() (bool, string) {
-		cond = c.announcedIn(t, ns, name)
+		cond = c.condition(t, ns, name, heraldv1.ConditionAnnounced)
 		if cond == nil {
 			return false, "none"
 		}
