@@ -29,6 +29,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -247,12 +248,7 @@ func (c *cluster) condition(t testing.TB, ns, name, typ string) *metav1.Conditio
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range s.Status.Conditions {
-		if s.Status.Conditions[i].Type == typ {
-			return &s.Status.Conditions[i]
-		}
-	}
-	return nil
+	return meta.FindStatusCondition(s.Status.Conditions, typ)
 }
 
 // events returns "reason: message" of the Events about a Service.
