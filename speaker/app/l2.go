@@ -112,6 +112,14 @@ func (l *l2Announcer) Set(ctx context.Context, desired []want, speakerMACs map[s
 			continue
 		}
 		c, inConflict := l.conflicts[w.addr]
+		if inConflict && speakerMACs[c.mac] {
+			// The "foreign" host was a fellow speaker this one did not know yet
+			// (speakers starting together, before memberlist met them all): not a
+			// conflict, and waiting for conflictRetry would leave the address
+			// unannounced for that long.
+			delete(l.conflicts, w.addr)
+			inConflict = false
+		}
 		if inConflict && now.Before(c.retry) {
 			out[w.addr] = appliedAddr{conflict: c.mac}
 			continue

@@ -36,11 +36,16 @@ func (a *fakeAnnouncer) Set(desired map[netip.Addr]string) error {
 	return nil
 }
 
-func (a *fakeAnnouncer) Probe(_ context.Context, addr netip.Addr, _ string, _ layer2.ProbeOptions) (net.HardwareAddr, error) {
+func (a *fakeAnnouncer) Probe(_ context.Context, addr netip.Addr, _ string, opts layer2.ProbeOptions) (net.HardwareAddr, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.probes = append(a.probes, addr)
-	return a.answers[addr], a.probeErr
+	answer := a.answers[addr]
+	// As the real one: answers from the MACs to ignore are no answer.
+	if slices.ContainsFunc(opts.Ignore, func(m net.HardwareAddr) bool { return m.String() == answer.String() }) {
+		answer = nil
+	}
+	return answer, a.probeErr
 }
 
 func (a *fakeAnnouncer) Announced() map[netip.Addr]string { return maps.Clone(a.announced) }
@@ -114,6 +119,30 @@ func TestL2Set(t *testing.T) {
 	got = l.Set(t.Context(), nil, map[string]bool{"02:00:00:00:00:02": true, "bad": true})
 	if len(got) != len(ann.announced) {
 		t.Errorf("unreadable topology: %v; want the %d announced", got, len(ann.announced))
+	}
+}
+
+// A probe answered by a speaker not yet known (speakers starting together) is
+// remembered as a conflict only until that speaker's MAC is known: then the
+// address is announced at once, not after conflictRetry. CI saw two starting
+// speakers each take the other for a foreign host and leave an address
+// unannounced for 30 s.
+func TestL2ConflictWithAFellowSpeakerEndsWhenItIsKnown(t *testing.T) {
+	fellow := net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	ann := &fakeAnnouncer{answers: map[netip.Addr]net.HardwareAddr{addr1: fellow}}
+	l := newTestL2(ann)
+	got := l.Set(t.Context(), []want{{addr: addr1, probe: true}}, nil)
+	if got[addr1].conflict != fellow.String() {
+		t.Fatalf("first Set = %v; want a conflict with %s", got, fellow)
+	}
+	got = l.Set(t.Context(), []want{{addr: addr1, probe: true}}, nil)
+	if got[addr1].conflict == "" {
+		t.Fatalf("second Set, the MAC still unknown = %v; want the conflict kept until conflictRetry", got)
+	}
+	ann.probes = nil
+	got = l.Set(t.Context(), []want{{addr: addr1, probe: true}}, map[string]bool{fellow.String(): true})
+	if got[addr1].iface != "eth0" || len(l.conflicts) != 0 {
+		t.Errorf("Set once the MAC is a speaker's = %v, conflicts %v; want %s announced on eth0", got, l.conflicts, addr1)
 	}
 }
 
