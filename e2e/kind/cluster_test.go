@@ -575,8 +575,29 @@ func (c *cluster) linkCount(t testing.TB, nodeName string) int {
 	return len(strings.Split(strings.TrimSpace(c.docker(t, "exec", nodeName, "ip", "-o", "link")), "\n"))
 }
 
-// deletedFlows is conntrack -D's summary line.
-var deletedFlows = regexp.MustCompile(`(\d+) flow entries have been deleted`)
+// deletedFlows and shownFlows are conntrack -D's and -L's summary lines.
+var (
+	deletedFlows = regexp.MustCompile(`(\d+) flow entries have been deleted`)
+	shownFlows   = regexp.MustCompile(`(\d+) flow entries have been shown`)
+)
+
+// untranslatedFlows counts, on every node, the conntrack entries of TCP flows to
+// ip that kube-proxy never translated (see forgetUnNATedFlows).
+func (c *cluster) untranslatedFlows(t testing.TB, ip string) int {
+	t.Helper()
+	n := 0
+	for name := range c.nodes {
+		args := []string{"exec", name, "conntrack", "-L", "-p", "tcp", "--orig-dst", ip, "--reply-src", ip}
+		out, err := exec.Command("docker", args...).CombinedOutput()
+		m := shownFlows.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		shown, _ := strconv.Atoi(string(m[1]))
+		n += shown
+	}
+	return n
+}
 
 // forgetUnNATedFlows deletes, on every node, the conntrack entries of TCP flows to
 // ip that kube-proxy never translated (their reply comes from ip itself), and

@@ -18,6 +18,10 @@ var (
 		Name: "herald_speaker_memberlist_macs_dropped",
 		Help: "MACs of this node left out of its memberlist metadata for lack of room; other speakers may take answers from them for conflicts.",
 	})
+	metricUntranslatedFlows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_untranslated_flows_deleted_total",
+		Help: "Conntrack entries of connections to a new address that reached this node before kube-proxy had rules for it, deleted so that their next packets reach the Service.",
+	})
 	metricConflicts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_speaker_address_conflicts_total",
 		Help: "Addresses not announced because another machine answered the probe for them.",
@@ -81,5 +85,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBFDUp, metricBGPPrefixes, metricBGPUpdates, metricAnnouncedWrites, metricAnnouncedReported)
+	metrics.Registry.MustRegister(metricForeignClaims, metricConflictReportsDropped, metricIPVSWithoutStrictARP, metricNodeAddressConflicts, metricRefused, metricYielded, metricSplitBrain, metricMembers, metricMACsDropped, metricAnnounced, metricConflicts, metricL2, metricBGPUp, metricBFDUp, metricBGPPrefixes, metricBGPUpdates, metricAnnouncedWrites, metricAnnouncedReported, metricUntranslatedFlows)
 }

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/speaker/flows"
 	"github.com/heraldlb/herald/speaker/layer2"
 	"github.com/heraldlb/herald/speaker/membership"
 )
@@ -98,6 +99,9 @@ type speaker struct {
 	announced *announcedWriter
 	// ready is what /readyz reports; the loop updates it.
 	ready *readyState
+	// flows deletes the connections to new addresses that reached this node
+	// before kube-proxy had rules for them; nil (tests) deletes none.
+	flows *flows.Sweeper
 }
 
 type ownedGroup struct {
@@ -116,6 +120,8 @@ func newSpeaker(mgr manager.Manager, cs kubernetes.Interface, cfg Config) *speak
 	s.cs = cs
 	s.announced = newAnnouncedWriter(s.log.WithName("announced"), mgr.GetClient(), s.recorder, cfg.StatusQPS, cfg.StatusBurst, s.applyAnnounced)
 	s.keys = newKeySource(mgr.GetClient(), cfg, s.log, s.ready.alone)
+	s.flows = flows.NewSweeper(flows.Conntrack{}, s.log.WithName("flows"))
+	s.flows.Deleted = func(_ netip.Addr, n int) { metricUntranslatedFlows.Add(float64(n)) }
 	return s
 }
 
@@ -232,6 +238,9 @@ func (s *speaker) Start(ctx context.Context) error {
 		go s.announced.run(ctx)
 	}
 	go s.runBGP(ctx)
+	if s.flows != nil {
+		go s.flows.Run(ctx)
+	}
 	var node corev1.Node
 	if err := s.client.Get(ctx, types.NamespacedName{Name: s.cfg.NodeName}, &node); err != nil {
 		return fmt.Errorf("reading this speaker's Node %s: %w", s.cfg.NodeName, err)

@@ -29,6 +29,11 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 		s.log.Error(err, "Reading cluster state; keeping current announcements, trying again in a second")
 		return s.now().Add(time.Second)
 	}
+	if s.flows != nil {
+		// Every node, whoever announces: a SYN that came before kube-proxy's
+		// rules may have passed through any of them (flows package).
+		s.flows.Observe(serviceAddrs(svcs))
+	}
 	s.syncBGP(ctx, svcs, nodes, pools)
 	p := plan.Compute(svcs, nodes, pools, anns)
 	s.reportNodeAddresses(ctx, p.NodeAddressConflicts)
@@ -232,6 +237,15 @@ func (s *speaker) sync(ctx context.Context) time.Time {
 		}
 	}
 	return next
+}
+
+// serviceAddrs lists the addresses of svcs.
+func serviceAddrs(svcs []plan.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, svc := range svcs {
+		out = append(out, svc.IPs...)
+	}
+	return out
 }
 
 // otherNodes reports whether the cluster has a Ready node besides this one.

@@ -1,0 +1,88 @@
+//go:build linux
+
+package flows
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// TestConntrackDeletesOnlyUntranslatedFlows writes flows into the kernel's
+// conntrack table of a new network namespace and has Conntrack delete.
+func TestConntrackDeletesOnlyUntranslatedFlows(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace and its conntrack table")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.New() // this thread is in it from here
+	if err != nil {
+		t.Skipf("creating a network namespace: %v", err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			t.Fatalf("back to the original network namespace: %v", err)
+		}
+		ns.Close()
+	}()
+
+	const vip, vip6, other = "172.18.255.200", "fc00::c8", "172.18.255.201"
+	flows := []*netlink.ConntrackFlow{
+		flowFrom(40001, unix.IPPROTO_TCP, tcpSynSent, vip, vip, 80, 80),                // deleted
+		flowFrom(40002, unix.IPPROTO_TCP, tcpSynSent, vip, "10.244.1.7", 80, 8080),     // kube-proxy's DNAT: kept
+		flowFrom(40003, unix.IPPROTO_TCP, 3, vip, vip, 81, 81),                         // answered: kept
+		flowFrom(40004, unix.IPPROTO_TCP, tcpSynSent, other, other, 80, 80),            // not asked about: kept
+		flowFrom(40005, unix.IPPROTO_TCP, tcpSynSent, vip6, vip6, 443, 443),            // deleted
+		flowFrom(40006, unix.IPPROTO_TCP, tcpSynSent, vip6, "fd00:10:244::7", 443, 80), // kept
+	}
+	for _, f := range flows {
+		f.TimeOut = 120
+		fam := netlink.InetFamily(unix.AF_INET)
+		if f.Forward.DstIP.To4() == nil {
+			fam = unix.AF_INET6
+		}
+		f.FamilyType = uint8(fam)
+		if err := netlink.ConntrackCreate(netlink.ConntrackTable, fam, f); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT) {
+				t.Skipf("no conntrack in this kernel: %v", err)
+			}
+			t.Fatalf("creating %v: %v", f, err)
+		}
+	}
+	got, err := Conntrack{}.DeleteUntranslated([]netip.Addr{netip.MustParseAddr(vip), netip.MustParseAddr(vip6)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[netip.MustParseAddr(vip)] != 1 || got[netip.MustParseAddr(vip6)] != 1 || len(got) != 2 {
+		t.Errorf("deleted %v; want one flow to each address", got)
+	}
+	left := 0
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		l, err := netlink.ConntrackTableList(netlink.ConntrackTable, fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range l {
+			if Untranslated(f) && (f.Forward.DstIP.Equal(net.ParseIP(vip)) || f.Forward.DstIP.Equal(net.ParseIP(vip6))) {
+				t.Errorf("left: %v", f)
+			}
+			left++
+		}
+	}
+	if left != 4 {
+		t.Errorf("%d flows left; want the 4 others", left)
+	}
+}

@@ -1,0 +1,174 @@
+package flows
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	a1 = netip.MustParseAddr("172.18.255.200")
+	a2 = netip.MustParseAddr("fc00:f853:ccd:e793::c8")
+	t0 = time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+)
+
+func TestDue(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		firstSeen map[netip.Addr]time.Time
+		last, now time.Time
+		young     []netip.Addr
+		next      time.Time
+	}{
+		{name: "nothing seen", now: t0},
+		{name: "new address, first sweep at once", firstSeen: map[netip.Addr]time.Time{a1: t0}, now: t0,
+			young: []netip.Addr{a1}, next: t0.Add(time.Second)},
+		{name: "every second in the first ten", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(4 * time.Second), now: t0.Add(5 * time.Second),
+			young: []netip.Addr{a1}, next: t0.Add(6 * time.Second)},
+		{name: "not before the interval", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(4 * time.Second), now: t0.Add(4500 * time.Millisecond),
+			next: t0.Add(5 * time.Second)},
+		{name: "every five seconds after", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(20 * time.Second), now: t0.Add(22 * time.Second),
+			next: t0.Add(25 * time.Second)},
+		{name: "the youngest sets the pace; both swept, sorted", firstSeen: map[netip.Addr]time.Time{a2: t0.Add(30 * time.Second), a1: t0.Add(38 * time.Second)},
+			last: t0.Add(39 * time.Second), now: t0.Add(40 * time.Second),
+			young: []netip.Addr{a1, a2}, next: t0.Add(41 * time.Second)},
+		{name: "old addresses are left alone", firstSeen: map[netip.Addr]time.Time{a1: t0, a2: t0.Add(50 * time.Second)}, now: t0.Add(70 * time.Second),
+			young: []netip.Addr{a2}, next: t0.Add(75 * time.Second)},
+		{name: "all old: no more sweeps", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(55 * time.Second), now: t0.Add(Window)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			young, next := Due(tc.firstSeen, tc.last, tc.now)
+			if diff := cmp.Diff(tc.young, young, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("young (-want +got):\n%s", diff)
+			}
+			if !next.Equal(tc.next) {
+				t.Errorf("next %v; want %v", next, tc.next)
+			}
+		})
+	}
+}
+
+// flow is a flow from the client 172.18.0.1 (fc00::1) port sport to dst.
+func flow(proto uint8, state uint8, dst, replySrc string, dport, replySport uint16) *netlink.ConntrackFlow {
+	return flowFrom(38418, proto, state, dst, replySrc, dport, replySport)
+}
+
+func flowFrom(sport uint16, proto uint8, state uint8, dst, replySrc string, dport, replySport uint16) *netlink.ConntrackFlow {
+	ip := func(s string) net.IP {
+		if a := net.ParseIP(s); a.To4() != nil {
+			return a.To4()
+		} else {
+			return a
+		}
+	}
+	client := ip("172.18.0.1")
+	if ip(dst).To4() == nil {
+		client = ip("fc00::1")
+	}
+	f := &netlink.ConntrackFlow{
+		Forward: netlink.IPTuple{Protocol: proto, SrcIP: client, DstIP: ip(dst), SrcPort: sport, DstPort: dport},
+		Reverse: netlink.IPTuple{Protocol: proto, SrcIP: ip(replySrc), DstIP: client, SrcPort: replySport, DstPort: sport},
+	}
+	if proto == unix.IPPROTO_TCP {
+		f.ProtoInfo = &netlink.ProtoInfoTCP{State: state}
+	}
+	return f
+}
+
+func TestUntranslated(t *testing.T) {
+	const vip = "172.18.255.200"
+	for _, tc := range []struct {
+		name string
+		f    *netlink.ConntrackFlow
+		want bool
+	}{
+		{"SYN to the address, no NAT (the case)", flow(unix.IPPROTO_TCP, tcpSynSent, vip, vip, 80, 80), true},
+		{"kube-proxy's DNAT to a pod", flow(unix.IPPROTO_TCP, tcpSynSent, vip, "10.244.1.7", 80, 8080), false},
+		{"DNAT to another port of the same address", flow(unix.IPPROTO_TCP, tcpSynSent, vip, vip, 80, 8080), false},
+		{"answered (established), even without NAT", flow(unix.IPPROTO_TCP, 3, vip, vip, 80, 80), false},
+		{"UDP (kube-proxy clears its own)", flow(unix.IPPROTO_UDP, 0, vip, vip, 53, 53), false},
+		{"no protocol information", &netlink.ConntrackFlow{Forward: netlink.IPTuple{Protocol: unix.IPPROTO_TCP, DstIP: net.ParseIP(vip)}, Reverse: netlink.IPTuple{SrcIP: net.ParseIP(vip)}}, false},
+	} {
+		if got := Untranslated(tc.f); got != tc.want {
+			t.Errorf("%s: Untranslated = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// fakeTable records the addresses of each sweep.
+type fakeTable struct {
+	mu     sync.Mutex
+	sweeps [][]netip.Addr
+	err    error
+	swept  chan struct{}
+}
+
+func (f *fakeTable) DeleteUntranslated(addrs []netip.Addr) (map[netip.Addr]int, error) {
+	f.mu.Lock()
+	f.sweeps = append(f.sweeps, addrs)
+	f.mu.Unlock()
+	f.swept <- struct{}{}
+	return map[netip.Addr]int{addrs[0]: 2}, f.err
+}
+
+func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) {
+	table := &fakeTable{swept: make(chan struct{}, 10)}
+	s := NewSweeper(table, logr.Discard())
+	var deleted sync.Map
+	s.Deleted = func(a netip.Addr, n int) { deleted.Store(a, n) }
+	clock := t0
+	var mu sync.Mutex
+	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+
+	s.Observe([]netip.Addr{a1})
+	select {
+	case <-table.swept:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a new address was not swept")
+	}
+	if n, _ := deleted.Load(a1); n != 2 {
+		t.Errorf("Deleted reported %v for %v; want 2", n, a1)
+	}
+	// An address seen before and listed again is not new: no extra sweep.
+	mu.Lock()
+	clock = clock.Add(100 * time.Millisecond)
+	mu.Unlock()
+	s.Observe([]netip.Addr{a1})
+	select {
+	case <-table.swept:
+		t.Fatal("swept again within the interval for an address seen before")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Gone and back: young again.
+	s.Observe(nil)
+	table.mu.Lock()
+	table.err = syscall.EPERM
+	table.mu.Unlock()
+	mu.Lock()
+	clock = clock.Add(2 * time.Second)
+	mu.Unlock()
+	s.Observe([]netip.Addr{a1})
+	select {
+	case <-table.swept:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an address that came back was not swept")
+	}
+	select {
+	case <-done: // EPERM: it stopped
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sweeper went on without permission")
+	}
+}
