@@ -575,51 +575,31 @@ func (c *cluster) linkCount(t testing.TB, nodeName string) int {
 	return len(strings.Split(strings.TrimSpace(c.docker(t, "exec", nodeName, "ip", "-o", "link")), "\n"))
 }
 
-// deletedFlows and shownFlows are conntrack -D's and -L's summary lines.
-var (
-	deletedFlows = regexp.MustCompile(`(\d+) flow entries have been deleted`)
-	shownFlows   = regexp.MustCompile(`(\d+) flow entries have been shown`)
-)
+// flowSummary is conntrack -L's and -D's last line.
+var flowSummary = regexp.MustCompile(`(\d+) flow entries have been (?:shown|deleted)`)
 
-// untranslatedFlows counts, on every node, the conntrack entries of TCP flows to
-// ip that kube-proxy never translated (see forgetUnNATedFlows).
-func (c *cluster) untranslatedFlows(t testing.TB, ip string) int {
+// untranslatedFlows lists (op "-L") or deletes (op "-D"), on every node, the
+// conntrack entries of TCP flows to ip that kube-proxy never translated (their
+// reply comes from ip itself), and returns how many there were. They are left by
+// SYNs that reached a node in the seconds between the address's first
+// announcement and kube-proxy's rules for it: the node forwarded them, and for
+// 120 s (SYN_SENT) a new connection from the same client port would follow that
+// entry and be forwarded again instead of reaching a pod. The speakers delete
+// them in an address's first minute (README, "The first seconds of a new
+// address").
+func (c *cluster) untranslatedFlows(t testing.TB, ip, op string) int {
 	t.Helper()
 	n := 0
 	for name := range c.nodes {
-		args := []string{"exec", name, "conntrack", "-L", "-p", "tcp", "--orig-dst", ip, "--reply-src", ip}
-		out, err := exec.Command("docker", args...).CombinedOutput()
-		m := shownFlows.FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		shown, _ := strconv.Atoi(string(m[1]))
-		n += shown
-	}
-	return n
-}
-
-// forgetUnNATedFlows deletes, on every node, the conntrack entries of TCP flows to
-// ip that kube-proxy never translated (their reply comes from ip itself), and
-// returns how many there were. They are left by SYNs that reached a node in the
-// seconds between the address's first announcement and kube-proxy's rules for it:
-// the node forwarded them, and for 120 s (SYN_SENT) a new connection from the
-// same client port follows that entry and is forwarded again instead of reaching
-// a pod (README, "the first seconds of a new address"). A subtest that counts the
-// requests a later event fails calls this first, so that it counts that event.
-func (c *cluster) forgetUnNATedFlows(t testing.TB, ip string) int {
-	t.Helper()
-	n := 0
-	for name := range c.nodes {
-		args := []string{"exec", name, "conntrack", "-D", "-p", "tcp", "--orig-dst", ip, "--reply-src", ip}
+		args := []string{"exec", name, "conntrack", op, "-p", "tcp", "--orig-dst", ip, "--reply-src", ip}
 		out, err := exec.Command("docker", args...).CombinedOutput()
 		// conntrack exits 1 when it deleted nothing; the summary line says how many.
-		m := deletedFlows.FindSubmatch(out)
+		m := flowSummary.FindSubmatch(out)
 		if m == nil {
 			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		deleted, _ := strconv.Atoi(string(m[1]))
-		n += deleted
+		k, _ := strconv.Atoi(string(m[1]))
+		n += k
 	}
 	return n
 }

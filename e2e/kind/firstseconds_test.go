@@ -97,7 +97,7 @@ func testFirstSeconds(t *testing.T, c *cluster) {
 	// A flow's entry on a node its SYNs only passed through goes at that
 	// node's next sweep: every 1 s in the first 10 s, every 5 s after.
 	testpoll.Until(t, 15*time.Second, "no untranslated flow to "+ip+" left on any node", func() (bool, string) {
-		n := c.untranslatedFlows(t, ip)
+		n := c.untranslatedFlows(t, ip, "-L")
 		return n == 0, fmt.Sprintf("%d left", n)
 	})
 }

@@ -191,7 +191,7 @@ func TestKind(t *testing.T) {
 		expectCurl(t, ip, 30*time.Second)
 		// The speakers delete flows left from before kube-proxy had rules for
 		// the address; any left would fail requests the rollout did not.
-		if n := c.forgetUnNATedFlows(t, ip); n > 0 {
+		if n := c.untranslatedFlows(t, ip, "-D"); n > 0 {
 			t.Errorf("%d untranslated flows to %s were left on the nodes (deleted now, so that the rollout alone is counted)", n, ip)
 		}
 		neigh := watchNeighbour(ip)

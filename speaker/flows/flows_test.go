@@ -120,6 +120,15 @@ func (f *fakeTable) DeleteUntranslated(addrs []netip.Addr) (map[netip.Addr]int, 
 	return map[netip.Addr]int{addrs[0]: 2}, f.err
 }
 
+func (f *fakeTable) waitSweep(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-f.swept:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s was not swept", what)
+	}
+}
+
 func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) {
 	table := &fakeTable{swept: make(chan struct{}, 10)}
 	s := NewSweeper(table, logr.Discard())
@@ -134,11 +143,7 @@ func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) 
 	go func() { defer close(done); s.Run(ctx) }()
 
 	s.Observe([]netip.Addr{a1})
-	select {
-	case <-table.swept:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a new address was not swept")
-	}
+	table.waitSweep(t, "a new address")
 	if n, _ := deleted.Load(a1); n != 2 {
 		t.Errorf("Deleted reported %v for %v; want 2", n, a1)
 	}
@@ -161,11 +166,7 @@ func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) 
 	clock = clock.Add(2 * time.Second)
 	mu.Unlock()
 	s.Observe([]netip.Addr{a1})
-	select {
-	case <-table.swept:
-	case <-time.After(5 * time.Second):
-		t.Fatal("an address that came back was not swept")
-	}
+	table.waitSweep(t, "an address that came back")
 	select {
 	case <-done: // EPERM: it stopped
 	case <-time.After(5 * time.Second):
