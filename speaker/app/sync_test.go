@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/speaker/flows"
 )
 
 func wantsOf(w []want) []string {
@@ -458,5 +460,33 @@ func TestSyncTakeoverAnsweredByLiveMember(t *testing.T) {
 	f.sync()
 	if got := f.l2.nowAnnounced(); !slices.Contains(got, "10.0.0.1") {
 		t.Errorf("announced %v after n2 stopped answering; want 10.0.0.1", got)
+	}
+}
+
+// recordingTable is a flows.Table that hands each sweep's addresses over.
+type recordingTable chan []netip.Addr
+
+func (r recordingTable) DeleteUntranslated(addrs []netip.Addr) (map[netip.Addr]int, error) {
+	r <- addrs
+	return nil, nil
+}
+
+// Every speaker, announcing or not (here: still held down), has its node's
+// untranslated flows to the Services' addresses deleted.
+func TestSyncSweepsEveryServiceAddress(t *testing.T) {
+	f := newFixture(t, baseObjects()...)
+	table := make(recordingTable, 1)
+	f.s.flows = flows.NewSweeper(table, logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.s.flows.Run(ctx)
+	f.sync()
+	select {
+	case got := <-table:
+		if want := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}; !slices.Equal(got, want) {
+			t.Errorf("swept %v; want %v", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sweep for the Services' addresses")
 	}
 }
