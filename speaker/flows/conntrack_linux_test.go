@@ -4,6 +4,7 @@ package flows
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -84,5 +85,55 @@ func TestConntrackDeletesOnlyUntranslatedFlows(t *testing.T) {
 	}
 	if left != 4 {
 		t.Errorf("%d flows left; want the 4 others", left)
+	}
+}
+
+// BenchmarkSweep50k is one sweep (one dump of the table, matches deleted) of a
+// node's conntrack table holding 50,000 answered, translated flows and 8
+// untranslated ones: what a busy node pays each second of a new address's first
+// ten.
+func BenchmarkSweep50k(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root for a network namespace and its conntrack table")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		b.Skipf("creating a network namespace: %v", err)
+	}
+	defer func() {
+		_ = netns.Set(orig)
+		ns.Close()
+	}()
+	const vip = "172.18.255.200"
+	for i := range 50_000 {
+		f := flowFrom(uint16(1024+i%60000), unix.IPPROTO_TCP, 3, fmt.Sprintf("10.96.%d.%d", i/60000, 10), fmt.Sprintf("10.244.%d.%d", i%200, 1+i%250), 80, 8080)
+		f.TimeOut = 600
+		f.FamilyType = unix.AF_INET
+		if err := netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
+			b.Skipf("creating flow %d: %v", i, err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for p := range 8 {
+			f := flowFrom(uint16(61000+p), unix.IPPROTO_TCP, tcpSynSent, vip, vip, 80, 80)
+			f.TimeOut, f.FamilyType = 120, unix.AF_INET
+			if err := netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		got, err := Conntrack{}.DeleteUntranslated([]netip.Addr{netip.MustParseAddr(vip)})
+		if err != nil || got[netip.MustParseAddr(vip)] != 8 {
+			b.Fatalf("deleted %v, %v; want 8", got, err)
+		}
 	}
 }
