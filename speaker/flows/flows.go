@@ -12,7 +12,7 @@
 // client times out although the Service works.
 //
 // The speaker on every node therefore deletes, for a minute after it first sees
-// an address, the conntrack entries of TCP flows to it that are still waiting
+// an address (1, 2, 3, 5, 8, 13, 21, 34 and 55 s after), the conntrack entries of TCP flows to it that are still waiting
 // for their first answer and were never translated (the reply would come from
 // the address itself). The next packet of such a connection is new to
 // conntrack and kube-proxy's rules, once written, translate it. Translated
@@ -29,40 +29,50 @@ import (
 // deleted. kube-proxy takes seconds; a minute covers a slow node.
 const Window = time.Minute
 
-// interval is the pause between two sweeps: every second while the youngest
-// address is in its first ten seconds (a client retransmits its SYN after 1, 3
-// and 7 s), then every five.
-func interval(age time.Duration) time.Duration {
-	if age < 10*time.Second {
-		return time.Second
+// marks are the ages of an address at which its flows are swept: often at first
+// (a client retransmits its SYN 1, 3 and 7 s after the first), then less and
+// less, since each sweep reads the node's whole conntrack table (about 200 ms
+// of CPU for 50,000 entries: BenchmarkSweep50k).
+var marks = []time.Duration{1 * time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second, 8 * time.Second,
+	13 * time.Second, 21 * time.Second, 34 * time.Second, 55 * time.Second}
+
+// nextMark is the first time after t at which an address first seen at seen is
+// due a sweep (zero: none left).
+func nextMark(seen, t time.Time) time.Time {
+	for _, m := range marks {
+		if at := seen.Add(m); at.After(t) {
+			return at
+		}
 	}
-	return 5 * time.Second
+	return time.Time{}
 }
 
-// Due returns the addresses whose flows a sweep at now deletes (those first
-// seen less than Window ago, sorted) and when the sweep after it is due (zero
-// when no address is young). last is when the previous sweep ran (zero: none).
-// It is pure: the Sweeper and its tests share it.
+// Due returns the addresses whose flows a sweep at now deletes (every address
+// first seen less than Window ago, sorted) if one of them reached a mark since
+// the previous sweep at last (zero: none), and when the next sweep is due (zero
+// when none is). It is pure: the Sweeper and its tests share it.
 func Due(firstSeen map[netip.Addr]time.Time, last, now time.Time) (young []netip.Addr, next time.Time) {
-	var youngest time.Duration = -1
-	for a, at := range firstSeen {
-		age := now.Sub(at)
-		if age >= Window {
+	var due time.Time
+	for a, seen := range firstSeen {
+		if now.Sub(seen) >= Window {
 			continue
 		}
 		young = append(young, a)
-		if youngest < 0 || age < youngest {
-			youngest = age
+		if m := nextMark(seen, last); !m.IsZero() && (due.IsZero() || m.Before(due)) {
+			due = m
 		}
 	}
-	if len(young) == 0 {
+	if due.IsZero() {
 		return nil, time.Time{}
 	}
-	slices.SortFunc(young, netip.Addr.Compare)
-	step := interval(max(youngest, 0))
-	if !last.IsZero() && now.Sub(last) < step {
-		// Not yet: a burst of new addresses does not sweep more often.
-		return nil, last.Add(step)
+	if now.Before(due) {
+		return nil, due
 	}
-	return young, now.Add(step)
+	for _, a := range young {
+		if m := nextMark(firstSeen[a], now); !m.IsZero() && (next.IsZero() || m.Before(next)) {
+			next = m
+		}
+	}
+	slices.SortFunc(young, netip.Addr.Compare)
+	return young, next
 }

@@ -22,6 +22,7 @@ var (
 )
 
 func TestDue(t *testing.T) {
+	sec := func(n float64) time.Time { return t0.Add(time.Duration(n * float64(time.Second))) }
 	for _, tc := range []struct {
 		name      string
 		firstSeen map[netip.Addr]time.Time
@@ -30,20 +31,23 @@ func TestDue(t *testing.T) {
 		next      time.Time
 	}{
 		{name: "nothing seen", now: t0},
-		{name: "new address, first sweep at once", firstSeen: map[netip.Addr]time.Time{a1: t0}, now: t0,
-			young: []netip.Addr{a1}, next: t0.Add(time.Second)},
-		{name: "every second in the first ten", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(4 * time.Second), now: t0.Add(5 * time.Second),
-			young: []netip.Addr{a1}, next: t0.Add(6 * time.Second)},
-		{name: "not before the interval", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(4 * time.Second), now: t0.Add(4500 * time.Millisecond),
-			next: t0.Add(5 * time.Second)},
-		{name: "every five seconds after", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(20 * time.Second), now: t0.Add(22 * time.Second),
-			next: t0.Add(25 * time.Second)},
-		{name: "the youngest sets the pace; both swept, sorted", firstSeen: map[netip.Addr]time.Time{a2: t0.Add(30 * time.Second), a1: t0.Add(38 * time.Second)},
-			last: t0.Add(39 * time.Second), now: t0.Add(40 * time.Second),
-			young: []netip.Addr{a1, a2}, next: t0.Add(41 * time.Second)},
-		{name: "old addresses are left alone", firstSeen: map[netip.Addr]time.Time{a1: t0, a2: t0.Add(50 * time.Second)}, now: t0.Add(70 * time.Second),
-			young: []netip.Addr{a2}, next: t0.Add(75 * time.Second)},
-		{name: "all old: no more sweeps", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: t0.Add(55 * time.Second), now: t0.Add(Window)},
+		{name: "just seen: the first sweep a second later", firstSeen: map[netip.Addr]time.Time{a1: t0}, now: t0,
+			next: sec(1)},
+		{name: "first sweep", firstSeen: map[netip.Addr]time.Time{a1: t0}, now: sec(1),
+			young: []netip.Addr{a1}, next: sec(2)},
+		{name: "a late wake-up sweeps once, then goes by the marks", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: sec(2), now: sec(4),
+			young: []netip.Addr{a1}, next: sec(5)},
+		{name: "not before the next mark", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: sec(3), now: sec(4.5),
+			next: sec(5)},
+		{name: "farther apart later", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: sec(8), now: sec(13),
+			young: []netip.Addr{a1}, next: sec(21)},
+		{name: "the youngest sets the pace; both swept, sorted", firstSeen: map[netip.Addr]time.Time{a2: sec(30), a1: sec(38)},
+			last: sec(38.5), now: sec(39),
+			young: []netip.Addr{a1, a2}, next: sec(40)},
+		{name: "old addresses are left alone", firstSeen: map[netip.Addr]time.Time{a1: t0, a2: sec(50)}, last: sec(63), now: sec(71),
+			young: []netip.Addr{a2}, next: sec(84)},
+		{name: "past its last mark: no more sweeps", firstSeen: map[netip.Addr]time.Time{a1: t0}, last: sec(55), now: sec(57)},
+		{name: "old: no more sweeps", firstSeen: map[netip.Addr]time.Time{a1: t0}, now: t0.Add(Window)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			young, next := Due(tc.firstSeen, tc.last, tc.now)
@@ -132,8 +136,12 @@ func (f *fakeTable) waitSweep(t *testing.T, what string) {
 func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) {
 	table := &fakeTable{swept: make(chan struct{}, 10)}
 	s := NewSweeper(table, logr.Discard())
-	var deleted sync.Map
-	s.Deleted = func(a netip.Addr, n int) { deleted.Store(a, n) }
+	deleted := make(chan int, 10)
+	s.Deleted = func(a netip.Addr, n int) {
+		if a == a1 {
+			deleted <- n
+		}
+	}
 	clock := t0
 	var mu sync.Mutex
 	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
@@ -143,9 +151,17 @@ func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) 
 	go func() { defer close(done); s.Run(ctx) }()
 
 	s.Observe([]netip.Addr{a1})
+	mu.Lock()
+	clock = clock.Add(time.Second) // its first mark
+	mu.Unlock()
 	table.waitSweep(t, "a new address")
-	if n, _ := deleted.Load(a1); n != 2 {
-		t.Errorf("Deleted reported %v for %v; want 2", n, a1)
+	select {
+	case n := <-deleted:
+		if n != 2 {
+			t.Errorf("Deleted reported %d for %v; want 2", n, a1)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Deleted not called")
 	}
 	// An address seen before and listed again is not new: no extra sweep.
 	mu.Lock()
@@ -166,6 +182,9 @@ func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) 
 	clock = clock.Add(2 * time.Second)
 	mu.Unlock()
 	s.Observe([]netip.Addr{a1})
+	mu.Lock()
+	clock = clock.Add(time.Second)
+	mu.Unlock()
 	table.waitSweep(t, "an address that came back")
 	select {
 	case <-done: // EPERM: it stopped
