@@ -12,11 +12,12 @@
 // client times out although the Service works.
 //
 // The speaker on every node therefore deletes, for a minute after it first sees
-// an address (1, 2, 3, 5, 8, 13, 21, 34 and 55 s after), the conntrack entries of TCP flows to it that are still waiting
-// for their first answer and were never translated (the reply would come from
-// the address itself). The next packet of such a connection is new to
-// conntrack and kube-proxy's rules, once written, translate it. Translated
-// flows, answered flows and other addresses are never touched.
+// an address (1, 2, 3, 5, 8, 13, 21, 34 and 55 s after), the conntrack entries
+// of TCP flows to it that are still waiting for their first answer and were
+// never translated (the reply would come from the address itself). The next
+// packet of such a connection is new to conntrack and kube-proxy's rules, once
+// written, translate it. Translated flows, answered flows and other addresses
+// are never touched.
 package flows
 
 import (
