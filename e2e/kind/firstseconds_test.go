@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,7 +88,6 @@ func testFirstSeconds(t *testing.T, c *cluster) {
 		}
 		lines = append(lines, fmt.Sprintf("port %d: %d attempts, %d timed out, through after %v (last error %q)", r.port, r.attempts, r.timeouts, r.through.Round(time.Millisecond), r.lastErr))
 	}
-	sort.Strings(lines)
 	t.Logf("%s assigned; from 8 client ports connecting at once:\n%s", ip, strings.Join(lines, "\n"))
 	all := true
 	for _, r := range res {
