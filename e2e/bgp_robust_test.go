@@ -35,11 +35,27 @@ func TestBGPRobust(t *testing.T) {
 		}
 	}
 	// Each subtest puts the router peer and FRR back as the example has them.
+	// A subtest whose restore fails fails itself: the next one would start from
+	// its peer (CI once saw a subtest wait 20 s for a route after the one that
+	// had moved the peer to an address it then removed, with this error unread).
 	restore := func(t *testing.T) {
 		t.Cleanup(func() {
-			root, _ := lab.RepoRoot()
-			_, _ = l.Kubectl("replace", "-f", root+"/manifests/examples/bgp.yaml")
-			_ = l.ConfigureRouter(ctx, lab.RouterConfig{})
+			root, err := lab.RepoRoot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// kubectl replace reads each object's resourceVersion, then writes: a
+			// status write in between (the controller's or a speaker's) is a
+			// conflict, so it tries again.
+			testpoll.Until(t, 20*time.Second, "the example's BGP objects put back", func() (bool, string) {
+				if _, err := l.Kubectl("replace", "-f", root+"/manifests/examples/bgp.yaml"); err != nil {
+					return false, err.Error()
+				}
+				return true, ""
+			})
+			if err := l.ConfigureRouter(ctx, lab.RouterConfig{}); err != nil {
+				t.Fatalf("putting the router's configuration back: %v", err)
+			}
 		})
 	}
 

@@ -504,7 +504,7 @@ spec: {ipPools: [lan], peers: [router]}
 		t.Logf("back %v after the restart", took)
 	})
 
-	t.Run("SIGTERM withdraws first: no failed request from outside", func(t *testing.T) {
+	t.Run("SIGTERM withdraws first: from outside nothing fails but a request in flight at the route change", func(t *testing.T) {
 		ips := whoamiServiceFrom(t, l, "routed", "bgp", "web", false, "node1", "node2", "node3")
 		ip := firstV4(ips)
 		p := hostPrefix(ip)
@@ -531,8 +531,16 @@ spec: {ipPools: [lan], peers: [router]}
 		time.Sleep(3 * time.Second)
 		ok, failed, _ := probe.finish(t)
 		t.Logf("withdrawn %v after SIGTERM, speaker exited after %v; %d requests, %d failed", withdrawn.Sub(start), exited.Sub(start), ok+failed, failed)
-		if failed != 0 || ok == 0 {
-			t.Errorf("%d of %d requests failed across a graceful stop", failed, ok+failed)
+		// The router moves node2's flows to the other nodes when the route
+		// changes (with Linux's hash-threshold ECMP, some of theirs too). A
+		// request in flight at that moment can be reset: its connection is in
+		// node2's conntrack, not in the new node's (CI saw 1 of 98). Any other
+		// failure is herald's.
+		if ok == 0 {
+			t.Errorf("no request got through across a graceful stop")
+		}
+		if others := probe.failedAcross([]time.Time{withdrawn}); others != 0 {
+			t.Errorf("%d of %d requests failed across a graceful stop that were not in flight when the router changed the route", others, ok+failed)
 		}
 		if log, err := os.ReadFile(l.LogPath("speaker-node2")); err != nil {
 			t.Errorf("reading the stopped speaker's log: %v", err)
