@@ -49,6 +49,7 @@ func TestBGPRobust(t *testing.T) {
 			// conflict, so it tries again.
 			testpoll.Until(t, 20*time.Second, "the example's BGP objects put back", func() (bool, string) {
 				if _, err := l.Kubectl("replace", "-f", root+"/manifests/examples/bgp.yaml"); err != nil {
+					t.Logf("putting the example's BGP objects back (trying again): %v", err)
 					return false, err.Error()
 				}
 				return true, ""
