@@ -133,7 +133,7 @@ func (f *fakeTable) waitSweep(t *testing.T, what string) {
 	}
 }
 
-func TestSweeperSweepsNewAddressesAtOnceAndStopsWithoutPermission(t *testing.T) {
+func TestSweeperSweepsNewAddressesAtTheirMarksAndStopsWithoutPermission(t *testing.T) {
 	table := &fakeTable{swept: make(chan struct{}, 10)}
 	s := NewSweeper(table, logr.Discard())
 	deleted := make(chan int, 10)
